@@ -1,0 +1,20 @@
+"""fastdescent: fused native gradient-descent optimizers for NumPy arrays.
+
+>>> import numpy as np, fastdescent as fd
+>>> w = np.zeros(3, dtype=np.float32)
+>>> opt = fd.Adam([w], lr=1e-3)
+>>> opt.step([np.ones(3, dtype=np.float32)])     # w and the optimizer state change in place
+"""
+
+__version__ = "0.1.0"
+
+from .backends import get_backend, set_backend
+from .checkpoint import load, save
+from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .runtime import backend_info, get_num_threads, set_num_threads
+
+__all__ = [
+    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
+    "get_backend", "set_backend", "backend_info", "set_num_threads", "get_num_threads",
+    "save", "load", "__version__",
+]

@@ -1,0 +1,120 @@
+"""The NumPy backend: the readable reference for the kernels.
+
+Every function here has the name, arguments and argument order of its compiled twin in
+``fastdescent._core``; the tests hold the other backends to these results, and benchmarks
+compare against them. Each update is written the way torch.optim's for-loop implementation
+orders its operations, so that float rounding agrees with torch. Hyperparameters are cast to
+each array's dtype, as the C++ kernels cast them to ``T``.
+
+The functions trust their caller (the optimizer layer) to have validated shapes, dtypes,
+contiguity and aliasing; they update ``params`` and the state arrays in place.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+NAME = "numpy"
+
+
+def _lerp(start, end, weight):
+    """torch.lerp's formula: ``start + weight * (end - start)`` taken from the nearer end."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (weight.dtype.type(1) - weight)
+
+
+def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay,
+             nesterov, maximize, first_step):
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        t = param.dtype.type
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + t(weight_decay) * param
+        if momentum != 0:
+            buf = momentum_buffers[i]
+            if first_step:
+                buf[...] = g
+            else:
+                buf[...] = buf * t(momentum) + t(1.0 - dampening) * g
+            g = g + t(momentum) * buf if nesterov else buf
+        param += t(-lr) * g
+
+
+def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, maximize, step):
+    for param, grad, state_sum in zip(params, grads, state_sums):
+        t = param.dtype.type
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + t(weight_decay) * param
+        clr = lr / (1.0 + (step - 1) * lr_decay)
+        state_sum += g * g
+        param += t(-clr) * g / (np.sqrt(state_sum) + t(eps))
+
+
+def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
+                 weight_decay, momentum, centered, maximize):
+    for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs)):
+        t = param.dtype.type
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            g = g + t(weight_decay) * param
+        square_avg[...] = square_avg * t(alpha) + t(1.0 - alpha) * g * g
+        if centered:
+            grad_avg = grad_avgs[i]
+            grad_avg[...] = _lerp(grad_avg, g, t(1.0 - alpha))
+            avg = np.sqrt(square_avg - grad_avg * grad_avg) + t(eps)
+        else:
+            avg = np.sqrt(square_avg) + t(eps)
+        if momentum > 0:
+            buf = momentum_buffers[i]
+            buf[...] = buf * t(momentum) + g / avg
+            param += t(-lr) * buf
+        else:
+            param += t(-lr) * g / avg
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
+              weight_decay, decoupled_weight_decay, amsgrad, maximize, step):
+    bias_correction1 = 1.0 - beta1 ** step
+    bias_correction2 = 1.0 - beta2 ** step
+    for i, (param, grad, exp_avg, exp_avg_sq) in enumerate(
+            zip(params, grads, exp_avgs, exp_avg_sqs)):
+        t = param.dtype.type
+        g = -grad if maximize else grad
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param *= t(1.0 - lr * weight_decay)
+            else:
+                g = g + t(weight_decay) * param
+        exp_avg[...] = _lerp(exp_avg, g, t(1.0 - beta1))
+        exp_avg_sq[...] = exp_avg_sq * t(beta2) + t(1.0 - beta2) * g * g
+        second_moment = exp_avg_sq
+        if amsgrad:
+            np.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+            second_moment = max_exp_avg_sqs[i]
+        denom = np.sqrt(second_moment) / t(math.sqrt(bias_correction2)) + t(eps)
+        param += t(-(lr / bias_correction1)) * exp_avg / denom
+
+
+def first_nonfinite(arrays):
+    """Index of the first array holding a NaN or infinity, or -1 when all are finite."""
+    for i, array in enumerate(arrays):
+        if not np.isfinite(array).all():
+            return i
+    return -1
+
+
+def simd_level():
+    return "numpy"
+
+
+def get_num_threads():
+    return 1
+
+
+def set_num_threads(n):
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")

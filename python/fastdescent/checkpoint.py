@@ -1,0 +1,134 @@
+"""Saving and loading an optimizer's state to a file, atomically.
+
+A checkpoint is an ``.npz`` archive (NumPy's zip of ``.npy`` files, readable without
+pickle) holding the state arrays and one JSON entry with the rest of the state dict. It is
+written to a temporary file in the same directory, flushed to disk, then renamed over the
+destination: a crash mid-write leaves the previous checkpoint in place, whole.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .optim.base import Optimizer
+
+FORMAT = "fastdescent-checkpoint"
+VERSION = 1
+_META = "meta.json"
+_SCHEDULE = {"__schedule__": "a callable lr is not saved: the optimizer's own is kept"}
+
+
+def _encode_group(group: dict[str, Any]) -> dict[str, Any]:
+    return {k: (_SCHEDULE if callable(v) else (list(v) if isinstance(v, tuple) else v))
+            for k, v in group.items()}
+
+
+def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
+    """Write ``optimizer.state_dict()`` to ``path`` atomically.
+
+    A schedule given as ``lr`` is not written (code is not data); :func:`load` keeps the
+    schedule of the optimizer it loads into.
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastdescent optimizer, "
+                        f"got {type(optimizer).__name__}")
+    state_dict = optimizer.state_dict()
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"state/{index}/{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "optimizer": type(optimizer).__name__,
+        "step_count": state_dict["step_count"],
+        "param_groups": [_encode_group(g) for g in state_dict["param_groups"]],
+        "scalars": scalars,
+    }
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".fastdescent-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
+                archive.writestr(_META, json.dumps(meta))
+                for name, array in arrays.items():
+                    buffer = io.BytesIO()
+                    np.lib.format.write_array(buffer, array, allow_pickle=False)
+                    archive.writestr(f"{name}.npy", buffer.getvalue())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
+    """Load a checkpoint written by :func:`save` into ``optimizer`` (same kind, same param
+    shapes and dtypes). The file is checked whole before the optimizer changes."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastdescent optimizer, "
+                        f"got {type(optimizer).__name__}")
+    path = os.fspath(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            meta = json.loads(archive.read(_META))
+            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                raise ValueError(f"{path} is not a fastdescent checkpoint")
+            if meta.get("version") != VERSION:
+                raise ValueError(f"{path} is a version {meta.get('version')} checkpoint; "
+                                 f"this fastdescent reads version {VERSION}")
+            arrays = {}
+            for name in archive.namelist():
+                if name == _META:
+                    continue
+                with archive.open(name) as member:
+                    arrays[name] = np.lib.format.read_array(
+                        io.BytesIO(member.read()), allow_pickle=False)
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as error:
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: {error}") from None
+    if meta.get("optimizer") != type(optimizer).__name__:
+        raise ValueError(f"{path} holds the state of a {meta.get('optimizer')}, "
+                         f"not of a {type(optimizer).__name__}")
+    state: dict[int, dict[str, Any]] = {}
+    for index, entries in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(entries)
+    for name, array in arrays.items():
+        parts = name[:-len(".npy")].split("/") if name.endswith(".npy") else []
+        if len(parts) != 3 or parts[0] != "state":
+            raise ValueError(f"{path} has an unexpected entry {name!r}")
+        state.setdefault(int(parts[1]), {})[parts[2]] = array
+    groups = []
+    for saved, current in zip(meta["param_groups"], optimizer.param_groups):
+        group = dict(saved)
+        for key, value in saved.items():
+            if value == _SCHEDULE:
+                group[key] = current[key]
+            elif key == "betas" and isinstance(value, list):
+                group[key] = tuple(value)
+        groups.append(group)
+    if len(meta["param_groups"]) != len(optimizer.param_groups):
+        groups = meta["param_groups"]  # load_state_dict reports the mismatch
+    optimizer.load_state_dict({"state": state, "param_groups": groups,
+                               "step_count": meta.get("step_count", 0)})
