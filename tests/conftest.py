@@ -1,0 +1,46 @@
+"""Shared fixtures: every test that takes ``backend`` runs once per available backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fastdescent import backends
+
+# The compiled backend must be present in the test environment: a missing extension is a
+# failed build, not a reason to skip.
+BACKENDS = list(backends.NAMES)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+def snapshot(optimizer):
+    """A deep copy of everything a step may change: params, state, counters, options."""
+    return {
+        "params": [p.copy() for p in optimizer.params],
+        "state": {i: {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in s.items()}
+                  for i, s in optimizer.state.items()},
+        "step_count": optimizer.step_count,
+        "groups": [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups],
+    }
+
+
+def assert_unchanged(optimizer, before):
+    """Bit-for-bit equality of ``optimizer`` with a :func:`snapshot` taken earlier."""
+    after = snapshot(optimizer)
+    assert after["step_count"] == before["step_count"]
+    assert after["groups"] == before["groups"]
+    for a, b in zip(after["params"], before["params"]):
+        assert a.tobytes() == b.tobytes()
+    assert after["state"].keys() == before["state"].keys()
+    for i in before["state"]:
+        assert after["state"][i].keys() == before["state"][i].keys()
+        for k, v in before["state"][i].items():
+            w = after["state"][i][k]
+            if isinstance(v, np.ndarray):
+                assert w.dtype == v.dtype and w.shape == v.shape and w.tobytes() == v.tobytes()
+            else:
+                assert w == v
