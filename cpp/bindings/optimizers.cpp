@@ -1,9 +1,6 @@
 // Python entry points of the optimizer kernels: one call steps a whole list of tensors.
 // Argument names and order are those of the numpy and numba backends.
-#include <fastdescent/adagrad.hpp>
-#include <fastdescent/adam.hpp>
-#include <fastdescent/rmsprop.hpp>
-#include <fastdescent/sgd.hpp>
+#include <fastdescent/kernel_table.hpp>
 
 #include "register.hpp"
 #include "tensor_list.hpp"
@@ -27,7 +24,7 @@ void sgd_step(py::object params, py::object grads, py::object momentum_buffers, 
                            {"momentum_buffers", momentum_buffers, true, momentum == 0}});
   run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
     using T = decltype(zero);
-    sgd_update<T>(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
+    active_set<T>().sgd(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
   });
 }
 
@@ -40,7 +37,7 @@ void adagrad_step(py::object params, py::object grads, py::object state_sums, do
                                                      {"state_sums", state_sums, true, false}});
   run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
     using T = decltype(zero);
-    adagrad_update<T>(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
+    active_set<T>().adagrad(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
   });
 }
 
@@ -57,7 +54,7 @@ void rmsprop_step(py::object params, py::object grads, py::object square_avgs,
                                {"momentum_buffers", momentum_buffers, true, !(momentum > 0)}});
   run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
     using T = decltype(zero);
-    rmsprop_update<T>(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]),
+    active_set<T>().rmsprop(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]),
                       as<T>(p[4]));
   });
 }
@@ -76,7 +73,7 @@ void adam_step(py::object params, py::object grads, py::object exp_avgs, py::obj
                             {"max_exp_avg_sqs", max_exp_avg_sqs, true, !amsgrad}});
   run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
     using T = decltype(zero);
-    adam_update<T>(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]), as<T>(p[4]));
+    active_set<T>().adam(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]), as<T>(p[4]));
   });
 }
 

@@ -1,5 +1,9 @@
 // What the module was compiled with and how it runs: SIMD level, threads, finiteness scan.
-#include <fastdescent/finite.hpp>
+#include <fastdescent/kernel_table.hpp>
+
+#include <pybind11/stl.h>
+
+#include <stdexcept>
 
 #include <string>
 
@@ -14,24 +18,14 @@ namespace fastdescent::bindings {
 
 namespace {
 
-std::string simd_level() {
-#if defined(__AVX512F__)
-  return "avx512";
-#elif defined(__AVX2__) && defined(__FMA__)
-  return "avx2+fma";
-#elif defined(__AVX2__)
-  return "avx2";
-#elif defined(__AVX__)
-  return "avx";
-#elif defined(__SSE4_2__)
-  return "sse4.2";
-#elif defined(__SSE2__) || defined(_M_X64)
-  return "sse2";
-#elif defined(__ARM_NEON)
-  return "neon";
-#else
-  return "scalar";
-#endif
+std::string simd_level() { return active_kernels().level; }
+
+void set_simd_level(const std::string& level) {
+  try {
+    select_level(level);
+  } catch (const std::invalid_argument& error) {
+    throw py::value_error(std::string("set_simd_level: ") + error.what());
+  }
 }
 
 int get_num_threads() {
@@ -57,20 +51,53 @@ std::int64_t first_nonfinite(py::object arrays) {
     py::gil_scoped_release release;
     for (std::size_t row = 0; row < batch.sizes.size() && found < 0; ++row) {
       const void* data = batch.pointers[row][0];
-      const bool finite = batch.dtypes[row] == DType::float32
-                              ? all_finite(batch.sizes[row], static_cast<const float*>(data))
-                              : all_finite(batch.sizes[row], static_cast<const double*>(data));
+      const bool finite =
+          batch.dtypes[row] == DType::float32
+              ? active_set<float>().all_finite(batch.sizes[row], static_cast<const float*>(data))
+              : active_set<double>().all_finite(batch.sizes[row],
+                                                static_cast<const double*>(data));
       if (!finite) found = static_cast<std::int64_t>(row);
     }
   }
   return found;
 }
 
+// The bandwidth probe over equally sized arrays: reads all, writes the first `written`.
+void stream_probe(py::object arrays, int written) {
+  py::list list(arrays);
+  const std::size_t count = list.size();
+  if (count < 1 || count > 5) {
+    throw py::value_error("stream_probe: arrays must hold 1 to 5 arrays, got " +
+                          std::to_string(count));
+  }
+  if (written < 0 || static_cast<std::size_t>(written) > count) {
+    throw py::value_error("stream_probe: written must be in [0, len(arrays)]");
+  }
+  // One column per array, so collect() checks they all match the first.
+  std::vector<Column> columns;
+  for (std::size_t k = 0; k < count; ++k) {
+    py::list column;
+    column.append(list[k]);
+    columns.push_back({"arrays", column, true, false});
+  }
+  const TensorBatch batch = collect("stream_probe", columns);
+  run_rows(batch, [&](auto zero, std::int64_t n, void* const* pointers) {
+    using T = decltype(zero);
+    active_set<T>().stream[count - 1][written](n, reinterpret_cast<T* const*>(pointers));
+  });
+}
+
 }  // namespace
 
 void register_runtime(py::module_& m) {
   using namespace pybind11::literals;
-  m.def("simd_level", &simd_level, "The instruction set the kernels were compiled for.");
+  m.def("simd_level", &simd_level, "The instruction-set level of the kernels in use.");
+  m.def("supported_simd_levels", &supported_levels,
+        "The instruction-set levels compiled in that this CPU can run, lowest first.");
+  m.def("set_simd_level", &set_simd_level, "level"_a,
+        "Run the kernels of another supported instruction-set level.");
+  m.def("stream_probe", &stream_probe, "arrays"_a, "written"_a,
+        "Bandwidth probe: read every array, write the first `written` in place.");
   m.def("get_num_threads", &get_num_threads, "Threads a large kernel call may use.");
   m.def("set_num_threads", &set_num_threads, "n"_a, "Set the threads a kernel call may use.");
 #if defined(FASTDESCENT_OPENMP)

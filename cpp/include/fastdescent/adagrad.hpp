@@ -5,17 +5,10 @@
 #include <cstdint>
 
 #include "loop.hpp"
+#include "options.hpp"
 
 namespace fastdescent {
-
-struct AdagradOptions {
-  double lr;
-  double lr_decay;
-  double weight_decay;
-  double eps;
-  bool maximize;
-  std::int64_t step;  // this step's number, from 1
-};
+inline namespace FASTDESCENT_ARCH {
 
 template <class T>
 void adagrad_update(const AdagradOptions& o, std::int64_t n, T* param, const T* grad,
@@ -37,4 +30,5 @@ void adagrad_update(const AdagradOptions& o, std::int64_t n, T* param, const T* 
       o.weight_decay != 0);
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

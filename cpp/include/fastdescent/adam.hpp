@@ -6,20 +6,10 @@
 #include <cstdint>
 
 #include "loop.hpp"
+#include "options.hpp"
 
 namespace fastdescent {
-
-struct AdamOptions {
-  double lr;
-  double beta1;
-  double beta2;
-  double eps;
-  double weight_decay;
-  bool decoupled_weight_decay;  // AdamW: p *= 1 - lr * weight_decay before the update
-  bool amsgrad;
-  bool maximize;
-  std::int64_t step;  // this step's number, from 1
-};
+inline namespace FASTDESCENT_ARCH {
 
 // max_exp_avg_sq may be null unless amsgrad.
 template <class T>
@@ -61,4 +51,5 @@ void adam_update(const AdamOptions& o, std::int64_t n, T* param, const T* grad, 
       o.amsgrad);
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

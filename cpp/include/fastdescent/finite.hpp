@@ -3,7 +3,10 @@
 
 #include <cstdint>
 
+#include "loop.hpp"
+
 namespace fastdescent {
+inline namespace FASTDESCENT_ARCH {
 
 template <class T>
 bool all_finite(std::int64_t n, const T* values) {
@@ -17,4 +20,5 @@ bool all_finite(std::int64_t n, const T* values) {
   return finite != 0;
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

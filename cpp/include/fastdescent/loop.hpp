@@ -14,7 +14,14 @@
 #include <omp.h>
 #endif
 
+// Each instruction-set variant of the kernels is compiled with its own FASTDESCENT_ARCH, so
+// its template instances get names of their own and never stand in for another variant's.
+#ifndef FASTDESCENT_ARCH
+#define FASTDESCENT_ARCH baseline
+#endif
+
 namespace fastdescent {
+inline namespace FASTDESCENT_ARCH {
 
 // Below this many elements a step runs on one thread: waking a team costs a few
 // microseconds, about what one core needs to stream 64K floats of Adam state.
@@ -23,15 +30,22 @@ inline constexpr std::int64_t kParallelGrain = std::int64_t{1} << 16;
 template <class Update>
 inline void for_each_element(std::int64_t n, const Update& update) {
 #if defined(FASTDESCENT_OPENMP)
-  // `simd` asserts what the rule's contract guarantees (no dependence between elements), so
-  // the compiler vectorizes without proving the arrays do not alias.
-#pragma omp parallel for simd schedule(static) if (n >= 2 * kParallelGrain)
-  for (std::int64_t i = 0; i < n; ++i) update(i);
+#pragma omp parallel if (n >= 2 * kParallelGrain)
+  {
+    // A private copy: its captured pointers become loop invariants the vectorizer can hoist
+    // (read through the shared closure, each would be reloaded every iteration).
+    const Update body = update;
+    // `simd` asserts the rule's contract (no dependence between elements), so the compiler
+    // vectorizes without having to prove that the arrays do not alias.
+#pragma omp for simd schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) body(i);
+  }
 #else
+  const Update body = update;
 #if defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-  for (std::int64_t i = 0; i < n; ++i) update(i);
+  for (std::int64_t i = 0; i < n; ++i) body(i);
 #endif
 }
 
@@ -59,4 +73,5 @@ inline T lerp(T self, T end, T weight) {
                                                : end - (end - self) * (T(1) - weight);
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

@@ -5,18 +5,10 @@
 #include <cstdint>
 
 #include "loop.hpp"
+#include "options.hpp"
 
 namespace fastdescent {
-
-struct RMSpropOptions {
-  double lr;
-  double alpha;
-  double eps;
-  double weight_decay;
-  double momentum;
-  bool centered;
-  bool maximize;
-};
+inline namespace FASTDESCENT_ARCH {
 
 // grad_avg may be null unless centered; momentum_buffer may be null when momentum == 0.
 template <class T>
@@ -56,4 +48,5 @@ void rmsprop_update(const RMSpropOptions& o, std::int64_t n, T* param, const T* 
       o.weight_decay != 0, o.centered, o.momentum > 0);
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

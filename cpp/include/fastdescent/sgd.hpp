@@ -4,19 +4,10 @@
 #include <cstdint>
 
 #include "loop.hpp"
+#include "options.hpp"
 
 namespace fastdescent {
-
-struct SGDOptions {
-  double lr;
-  double momentum;
-  double dampening;
-  double weight_decay;
-  bool nesterov;
-  bool maximize;
-  // The momentum buffer starts as the first gradient, without dampening, as in torch.
-  bool first_step;
-};
+inline namespace FASTDESCENT_ARCH {
 
 // momentum_buffer may be null when options.momentum == 0.
 template <class T>
@@ -52,4 +43,5 @@ void sgd_update(const SGDOptions& o, std::int64_t n, T* param, const T* grad,
       o.weight_decay != 0, o.momentum != 0, o.first_step, o.nesterov);
 }
 
+}  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

@@ -2,9 +2,17 @@
 
 Same function names, arguments and argument order as :mod:`fastdescent.backends.numpy`.
 Importing this module raises ImportError when the extension is not built.
+
+The extension carries the kernels compiled for several instruction-set levels (x86-64:
+``baseline`` (SSE2), ``avx2`` (AVX2 + FMA), ``avx512``) and runs the highest this CPU
+supports. The environment variable ``FASTDESCENT_SIMD`` asks for a lower one (to compare
+levels, or to rule one out); :func:`set_simd_level` does the same at run time.
 """
 
 from __future__ import annotations
+
+import os
+import warnings
 
 from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
     adagrad_step,
@@ -13,8 +21,20 @@ from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
     get_num_threads,
     rmsprop_step,
     set_num_threads,
+    set_simd_level,
     sgd_step,
     simd_level,
+    stream_probe,
+    supported_simd_levels,
 )
 
 NAME = "cpp"
+
+_requested = os.environ.get("FASTDESCENT_SIMD", "").strip()
+if _requested:
+    try:
+        set_simd_level(_requested)
+    except ValueError as error:
+        warnings.warn(f"FASTDESCENT_SIMD={_requested!r} ignored: {error}; running "
+                      f"{simd_level()} (supported here: {', '.join(supported_simd_levels())})",
+                      RuntimeWarning, stacklevel=2)
