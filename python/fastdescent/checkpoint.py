@@ -11,8 +11,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,10 @@ from .optim.base import Optimizer
 FORMAT = "fastdescent-checkpoint"
 VERSION = 1
 _META = "meta.json"
+# What reading a damaged archive raises (zipfile and numpy report damage in many ways;
+# NotImplementedError, for a garbled compression method, is a RuntimeError).
+_DAMAGED = (zipfile.BadZipFile, zlib.error, struct.error, KeyError, EOFError, ValueError,
+            OSError, RuntimeError)
 _SCHEDULE = {"__schedule__": "a callable lr is not saved: the optimizer's own is kept"}
 
 
@@ -91,36 +97,47 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         raise TypeError(f"optimizer must be a fastdescent optimizer, "
                         f"got {type(optimizer).__name__}")
     path = os.fspath(path)
-    try:
-        with zipfile.ZipFile(path) as archive:
-            meta = json.loads(archive.read(_META))
-            if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-                raise ValueError(f"{path} is not a fastdescent checkpoint")
-            if meta.get("version") != VERSION:
-                raise ValueError(f"{path} is a version {meta.get('version')} checkpoint; "
-                                 f"this fastdescent reads version {VERSION}")
-            arrays = {}
-            for name in archive.namelist():
-                if name == _META:
-                    continue
-                with archive.open(name) as member:
-                    arrays[name] = np.lib.format.read_array(
-                        io.BytesIO(member.read()), allow_pickle=False)
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError) as error:
-        raise ValueError(f"{path} is not a readable fastdescent checkpoint: {error}") from None
+    with open(path, "rb") as file:  # a missing file raises FileNotFoundError, as open() does
+        try:
+            with zipfile.ZipFile(file) as archive:
+                meta = json.loads(archive.read(_META))
+                arrays = {}
+                for name in archive.namelist():
+                    if name == _META:
+                        continue
+                    with archive.open(name) as member:
+                        arrays[name] = np.lib.format.read_array(
+                            io.BytesIO(member.read()), allow_pickle=False)
+        except _DAMAGED as error:
+            raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                             f"{type(error).__name__}: {error}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a fastdescent checkpoint")
+    if meta.get("version") != VERSION:
+        raise ValueError(f"{path} is a version {meta.get('version')} checkpoint; "
+                         f"this fastdescent reads version {VERSION}")
     if meta.get("optimizer") != type(optimizer).__name__:
         raise ValueError(f"{path} holds the state of a {meta.get('optimizer')}, "
                          f"not of a {type(optimizer).__name__}")
+    saved_groups, scalars = meta.get("param_groups"), meta.get("scalars", {})
+    if not (isinstance(saved_groups, list) and all(isinstance(g, dict) for g in saved_groups)
+            and isinstance(scalars, dict)
+            and all(isinstance(e, dict) for e in scalars.values())):
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                         "malformed param_groups or scalars in its meta.json")
     state: dict[int, dict[str, Any]] = {}
-    for index, entries in meta.get("scalars", {}).items():
-        state.setdefault(int(index), {}).update(entries)
-    for name, array in arrays.items():
-        parts = name[:-len(".npy")].split("/") if name.endswith(".npy") else []
-        if len(parts) != 3 or parts[0] != "state":
-            raise ValueError(f"{path} has an unexpected entry {name!r}")
-        state.setdefault(int(parts[1]), {})[parts[2]] = array
+    try:
+        for index, entries in scalars.items():
+            state.setdefault(int(index), {}).update(entries)
+        for name, array in arrays.items():
+            parts = name[:-len(".npy")].split("/") if name.endswith(".npy") else []
+            if len(parts) != 3 or parts[0] != "state":
+                raise ValueError(f"unexpected entry {name!r}")
+            state.setdefault(int(parts[1]), {})[parts[2]] = array
+    except ValueError as error:
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: {error}") from None
     groups = []
-    for saved, current in zip(meta["param_groups"], optimizer.param_groups):
+    for saved, current in zip(saved_groups, optimizer.param_groups):
         group = dict(saved)
         for key, value in saved.items():
             if value == _SCHEDULE:
@@ -128,7 +145,7 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
             elif key == "betas" and isinstance(value, list):
                 group[key] = tuple(value)
         groups.append(group)
-    if len(meta["param_groups"]) != len(optimizer.param_groups):
-        groups = meta["param_groups"]  # load_state_dict reports the mismatch
+    if len(saved_groups) != len(optimizer.param_groups):
+        groups = saved_groups  # load_state_dict reports the mismatch
     optimizer.load_state_dict({"state": state, "param_groups": groups,
                                "step_count": meta.get("step_count", 0)})

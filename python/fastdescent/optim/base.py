@@ -52,9 +52,10 @@ class Optimizer:
         params = list(params)
         if not params:
             raise ValueError("params is empty: the optimizer has nothing to update")
-        groups = params if all(isinstance(p, Mapping) for p in params) else [{"params": params}]
-        if any(not isinstance(g, Mapping) for g in groups):
+        is_group = [isinstance(p, Mapping) for p in params]
+        if any(is_group) and not all(is_group):
             raise TypeError("params must be all arrays or all param groups (dicts), not a mix")
+        groups = params if all(is_group) else [{"params": params}]
         for group in groups:
             self._append_group(group)
         self._check_no_overlap()
@@ -155,7 +156,6 @@ class Optimizer:
                             f"got {type(grads).__name__}")
         if len(grads) != n:
             raise ValueError(f"grads has {len(grads)} entries but the optimizer has {n} params")
-        index = MemoryIndex(self._params)
         for i, (param, grad) in enumerate(zip(self._params, grads)):
             check_array(param, f"params[{i}]", writable=True)
             if grad is None:
@@ -167,15 +167,30 @@ class Optimizer:
             if grad.shape != param.shape:
                 raise ValueError(f"grads[{i}] has shape {grad.shape} but params[{i}] "
                                  f"has shape {param.shape}")
-            j = index.overlapping(grad)
-            if j is not None:
-                raise ValueError(f"grads[{i}] shares memory with params[{j}]: "
-                                 "a gradient must be a separate array")
         return list(grads)
 
+    @staticmethod
+    def _check_no_aliasing(grads, written: list[np.ndarray], names: list[str]) -> None:
+        """No two arrays the step writes share memory, and no gradient shares memory with
+        any of them (the kernels read each gradient while writing params and state)."""
+        index = MemoryIndex(written)
+        pair = index.pairs_overlapping()
+        if pair is not None:
+            i, j = pair
+            raise ValueError(f"{names[j]} shares memory with {names[i]}: "
+                             "each param and state array must be a separate array")
+        for i, grad in enumerate(grads):
+            if grad is None:
+                continue
+            j = index.overlapping(grad)
+            if j is not None:
+                raise ValueError(f"grads[{i}] shares memory with {names[j]}: "
+                                 "a gradient must be a separate array")
+
     def _checked_state(self, i: int, state: Mapping[str, Any], param: np.ndarray,
-                       where: str) -> dict[str, Any]:
-        """A checked copy of the state entries of params[i] (arrays are not copied)."""
+                       where: str, writable: bool = True) -> dict[str, Any]:
+        """A checked copy of the state entries of params[i] (arrays are not copied; they must
+        be writable unless the caller copies them)."""
         checked = {}
         for key, value in state.items():
             name = f"{where}[{key!r}]"
@@ -188,7 +203,7 @@ class Optimizer:
                     raise ValueError(f"{name} must be a whole number >= 0, got {value!r}")
                 checked[key] = int(value)
                 continue
-            check_array(value, name, writable=True)
+            check_array(value, name, writable=writable)
             if value.dtype != param.dtype:
                 raise TypeError(f"{name} has dtype {value.dtype} but params[{i}] "
                                 f"has dtype {param.dtype}")
@@ -220,20 +235,25 @@ class Optimizer:
                                  "(check_finite=True); nothing was updated")
         step = self._step_count + 1
         work = []
+        # Memory this step writes: every param, and the state arrays of the params it steps.
+        written = list(self._params)
+        names = [f"params[{i}]" for i in range(len(self._params))]
         for gi, indices in enumerate(self._group_indices):
             options = self._resolved_options(gi, step)
             live = [i for i in indices if grads[i] is not None]
             states, created = [], []
             for i in live:
-                param, grad = self._params[i], grads[i]
+                param = self._params[i]
                 state = self._checked_state(i, self.state.get(i, {}), param, f"state[{i}]")
                 for key, value in state.items():
-                    if isinstance(value, np.ndarray) and np.may_share_memory(grad, value):
-                        raise ValueError(f"grads[{i}] shares memory with state[{i}][{key!r}]")
+                    if isinstance(value, np.ndarray):
+                        written.append(value)
+                        names.append(f"state[{i}][{key!r}]")
                 new = self._next_state(options, param, state)
                 states.append({**state, **new})
                 created.append(new.keys())
             work.append((options, live, states, created))
+        self._check_no_aliasing(grads, written, names)
         # Every check passed and every new state array exists: from here nothing can fail.
         for options, live, states, created in work:
             if live:
@@ -314,9 +334,13 @@ class Optimizer:
                                  f"as the optimizer's group {gi} has")
             for saved_id, i in zip(ids, indices):
                 try:
-                    id_map[saved_id] = i
+                    listed = saved_id in id_map
                 except TypeError:
                     raise TypeError(f"{where}['params'] must hold param indices") from None
+                if listed:
+                    raise ValueError(f"{where}['params'] lists param {saved_id!r} twice "
+                                     "(across the groups of state_dict['param_groups'])")
+                id_map[saved_id] = i
             merged = {k: self.param_groups[gi][k] for k in self.defaults}
             merged.update({k: v for k, v in saved.items() if k != "params"})
             new_options.append(self._checked_options(
@@ -332,7 +356,7 @@ class Optimizer:
             if not isinstance(entries, Mapping):
                 raise TypeError(f"{where} must be a dict")
             i = id_map[saved_id]
-            checked = self._checked_state(i, entries, self._params[i], where)
+            checked = self._checked_state(i, entries, self._params[i], where, writable=False)
             new_state[i] = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
                             for k, v in checked.items()}
         step_count = state_dict.get("step_count", 0)
