@@ -8,13 +8,13 @@
 
 __version__ = "0.1.0"
 
-from .backends import get_backend, set_backend
+from .backends import BackendWarning, get_backend, set_backend
 from .checkpoint import load, save
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .runtime import backend_info, get_num_threads, set_num_threads
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
-    "get_backend", "set_backend", "backend_info", "set_num_threads", "get_num_threads",
-    "save", "load", "__version__",
+    "get_backend", "set_backend", "BackendWarning", "backend_info", "set_num_threads",
+    "get_num_threads", "save", "load", "__version__",
 ]

@@ -38,11 +38,12 @@ def backend_info() -> dict[str, Any]:
 
 
 def set_num_threads(n: int) -> None:
-    """Let kernel calls use up to ``n`` threads (large steps only: small ones run on one)."""
+    """Let kernel calls use up to ``n`` threads (large steps only: small ones run on one).
+
+    Applies to every backend loaded so far and to those loaded later."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"n must be an integer, got {type(n).__name__}")
-    for name in backends.available():
-        backends.load(name).set_num_threads(int(n))
+    backends.set_num_threads(int(n))
 
 
 def get_num_threads() -> int:

@@ -1,0 +1,355 @@
+"""The Numba backend: the kernels compiled at run time, for when the C++ extension is missing.
+
+Same function names, arguments and argument order as :mod:`fastdescent.backends.numpy` (the
+reference) and the compiled ``fastdescent._core``. Importing this module raises ImportError
+when numba is not installed (or does not import); nothing else in fastdescent imports numba.
+
+How the kernels are put together, mirroring ``cpp/include/fastdescent``:
+
+* one per-element **rule** per optimizer (``_sgd_rule``, ...), ``rule(i, param, grad, s0, s1,
+  s2, k)``: reads and writes element ``i`` of its arrays and nothing else. ``s0..s2`` are the
+  state arrays, ``None`` where the C++ kernel gets a null pointer (no momentum buffer, not
+  centered, no AMSGrad): numba compiles a branch on ``is None`` away, so each combination
+  is its own branch-free loop. ``k`` is a tuple of the hyperparameters, already cast to the
+  array's dtype (as the C++ kernels cast them to ``T``), and of the remaining flags. The
+  rules are inlined into
+* one generic **loop** (:func:`_elementwise`), compiled twice: serial, and parallel over
+  threads (``prange``), which runs for arrays of at least :data:`PARALLEL_MIN_SIZE`
+  elements when more than one thread is allowed.
+
+Each rule does its arithmetic in the order of numpy.py and the C++ headers, without
+``fastmath``, so that rounding agrees with torch. ``error_model="numpy"`` makes a division by
+zero give inf or NaN, as in NumPy, instead of raising (and lets the loops vectorize).
+Compiled code is cached on disk (``cache=True``: next to this file, or in
+``NUMBA_CACHE_DIR``), so only the first process on a machine pays for compiling.
+
+A call steps a list of tensors with a Python loop over them, one jitted call per tensor. Like
+the numpy backend these functions trust the optimizer layer to have validated their
+arguments, but they refuse a size, dtype or layout mismatch that would make compiled code
+read or write out of bounds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import sys
+
+import numpy as np
+
+try:
+    import numba
+    from numba import njit, prange
+    from numba.extending import register_jitable
+except Exception as exc:  # not installed, or installed but broken (llvmlite, numpy version)
+    raise ImportError(f"the numba backend needs numba (pip install fastdescent[numba]): "
+                      f"{type(exc).__name__}: {exc}") from exc
+
+NAME = "numba"
+
+#: Arrays of at least this many elements are stepped by the parallel loop (when more than
+#: one thread is allowed); smaller ones on the calling thread. The C++ kernels' threshold.
+PARALLEL_MIN_SIZE = 2 * 65536
+
+# No fastmath: results must round as numpy.py's do.
+_JIT = dict(cache=True, nogil=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------- the skeleton
+
+def _rule(function):
+    """An update rule: compiled for the argument types of the loop that calls it (so a test
+    ``state is None`` is decided at compile time), and inlined there by LLVM. Not
+    ``inline="always"``: numba's IR inlining would type the dead ``None`` branch too."""
+    return register_jitable(function)
+
+
+def _elementwise(rule):
+    """The (serial, parallel) compiled loops running ``rule`` over every element."""
+
+    def serial(param, grad, s0, s1, s2, k):
+        for i in range(param.size):
+            rule(i, param, grad, s0, s1, s2, k)
+
+    def parallel(param, grad, s0, s1, s2, k):
+        for i in prange(param.size):
+            rule(i, param, grad, s0, s1, s2, k)
+
+    # Named after the rule, so that each loop has cache files of its own.
+    stem = rule.__name__.strip("_").replace("_rule", "")
+    serial.__name__ = serial.__qualname__ = f"{stem}_serial"
+    parallel.__name__ = parallel.__qualname__ = f"{stem}_parallel"
+    return njit(**_JIT)(serial), njit(parallel=True, **_JIT)(parallel)
+
+
+@_rule
+def _lerp(start, end, weight, one_minus_weight):
+    """torch.lerp's formula, taken from the nearer end (``one_minus_weight`` is ``1 - weight``
+    computed in the array's dtype)."""
+    if -0.5 < weight < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * one_minus_weight
+
+
+# ------------------------------------------------------------------------------- the rules
+
+@_rule
+def _sgd_rule(i, param, grad, momentum_buffer, unused0, unused1, k):
+    grad_sign, weight_decay, momentum, grad_scale, neg_lr, decay, first_step, nesterov = k
+    g = grad_sign * grad[i]
+    if decay:
+        g = g + weight_decay * param[i]
+    if momentum_buffer is not None:
+        if first_step:
+            buf = g
+        else:
+            buf = momentum_buffer[i] * momentum + grad_scale * g
+        momentum_buffer[i] = buf
+        if nesterov:
+            g = g + momentum * buf
+        else:
+            g = buf
+    param[i] = param[i] + neg_lr * g
+
+
+@_rule
+def _adagrad_rule(i, param, grad, state_sum, unused0, unused1, k):
+    grad_sign, weight_decay, eps, neg_clr, decay = k
+    g = grad_sign * grad[i]
+    if decay:
+        g = g + weight_decay * param[i]
+    total = state_sum[i] + g * g
+    state_sum[i] = total
+    param[i] = param[i] + neg_clr * g / (np.sqrt(total) + eps)
+
+
+@_rule
+def _rmsprop_rule(i, param, grad, square_avg, grad_avg, momentum_buffer, k):
+    grad_sign, weight_decay, alpha, one_minus_alpha, alpha_complement, eps, momentum, neg_lr, \
+        decay = k
+    g = grad_sign * grad[i]
+    if decay:
+        g = g + weight_decay * param[i]
+    sq = square_avg[i] * alpha + one_minus_alpha * g * g
+    square_avg[i] = sq
+    if grad_avg is not None:
+        mean = _lerp(grad_avg[i], g, one_minus_alpha, alpha_complement)
+        grad_avg[i] = mean
+        avg = np.sqrt(sq - mean * mean) + eps
+    else:
+        avg = np.sqrt(sq) + eps
+    if momentum_buffer is not None:
+        buf = momentum_buffer[i] * momentum + g / avg
+        momentum_buffer[i] = buf
+        param[i] = param[i] + neg_lr * buf
+    else:
+        param[i] = param[i] + neg_lr * g / avg
+
+
+@_rule
+def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, k):
+    grad_sign, weight_decay, param_decay, one_minus_beta1, beta1_complement, beta2, \
+        one_minus_beta2, eps, neg_step_size, bias_correction2_sqrt, coupled_decay, \
+        decoupled_decay = k
+    g = grad_sign * grad[i]
+    p = param[i]
+    if decoupled_decay:
+        p = p * param_decay
+    if coupled_decay:
+        g = g + weight_decay * p
+    m = _lerp(exp_avg[i], g, one_minus_beta1, beta1_complement)
+    v = exp_avg_sq[i] * beta2 + one_minus_beta2 * g * g
+    exp_avg[i] = m
+    exp_avg_sq[i] = v
+    second_moment = v
+    if max_exp_avg_sq is not None:
+        # np.maximum: NaN wins.
+        previous = max_exp_avg_sq[i]
+        if not (v > previous or v != v):
+            second_moment = previous
+        max_exp_avg_sq[i] = second_moment
+    denom = np.sqrt(second_moment) / bias_correction2_sqrt + eps
+    param[i] = p + neg_step_size * m / denom
+
+
+_SGD = _elementwise(_sgd_rule)
+_ADAGRAD = _elementwise(_adagrad_rule)
+_RMSPROP = _elementwise(_rmsprop_rule)
+_ADAM = _elementwise(_adam_rule)
+
+
+@njit(**_JIT)
+def _all_finite(values):
+    # x - x is 0 for every finite x and NaN for NaN and +-inf (as finite.hpp).
+    finite = True
+    for i in range(values.size):
+        finite &= values[i] - values[i] == 0
+    return finite
+
+
+#: every compiled function of this backend (the tests read their cache statistics)
+DISPATCHERS = (*_SGD, *_ADAGRAD, *_RMSPROP, *_ADAM, _all_finite)
+
+
+# ------------------------------------------------------------------------ the Python side
+
+def _step(loops, function, names, rows, consts):
+    """Run one rule's loop over each tensor: ``rows`` yields (param, grad, state arrays or
+    None), ``names`` are their arguments' names, ``consts`` the hyperparameters per dtype.
+    Every tensor is checked before the first is written: all or nothing, as in the C++."""
+    calls = []
+    for i, row in enumerate(rows):
+        param = row[0]
+        n, dtype = param.size, param.dtype
+        flat = [None, None, None, None, None]
+        for j, array in enumerate(row):
+            if array is None:
+                continue
+            # Compiled loops do not check bounds, reshape would copy a strided array, and
+            # numba would try (and fail) to compile a loop writing a read-only one.
+            flags = array.flags
+            if (array.size != n or array.dtype != dtype or not flags.c_contiguous
+                    or not (flags.writeable or j == 1)):
+                raise ValueError(
+                    f"{function}: {names[j]}[{i}] must be C-contiguous"
+                    f"{'' if j == 1 else ', writable'} and have the dtype and size of "
+                    f"params[{i}] ({dtype}, {n}), got {array.dtype}, {array.size}")
+            flat[j] = array if array.ndim == 1 else array.reshape(-1)
+        flat.append(consts[dtype])
+        calls.append(flat)
+    threads = numba.get_num_threads()
+    for args in calls:
+        loops[threads > 1 and args[0].size >= PARALLEL_MIN_SIZE](*args)
+
+
+class _PerDtype(dict):
+    """Hyperparameters cast to each dtype met in one call, computed once per dtype."""
+
+    def __init__(self, make):
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, dtype):
+        value = self[dtype] = self._make(dtype.type)
+        return value
+
+
+def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay,
+             nesterov, maximize, first_step):
+    use_momentum = momentum != 0
+    consts = _PerDtype(lambda t: (
+        t(-1.0 if maximize else 1.0), t(weight_decay), t(momentum), t(1.0 - dampening),
+        t(-lr), bool(weight_decay != 0), bool(first_step), bool(nesterov)))
+    rows = ((param, grad, momentum_buffers[i] if use_momentum else None)
+            for i, (param, grad) in enumerate(zip(params, grads)))
+    _step(_SGD, "sgd_step", ("params", "grads", "momentum_buffers"), rows, consts)
+
+
+def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, maximize, step):
+    clr = lr / (1.0 + (step - 1) * lr_decay)
+    consts = _PerDtype(lambda t: (
+        t(-1.0 if maximize else 1.0), t(weight_decay), t(eps), t(-clr),
+        bool(weight_decay != 0)))
+    _step(_ADAGRAD, "adagrad_step", ("params", "grads", "state_sums"),
+          zip(params, grads, state_sums), consts)
+
+
+def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
+                 weight_decay, momentum, centered, maximize):
+    use_momentum = momentum > 0
+
+    def make(t):
+        one_minus_alpha = t(1.0 - alpha)
+        return (t(-1.0 if maximize else 1.0), t(weight_decay), t(alpha), one_minus_alpha,
+                t(1) - one_minus_alpha, t(eps), t(momentum), t(-lr), bool(weight_decay != 0))
+
+    consts = _PerDtype(make)
+    rows = ((param, grad, square_avg, grad_avgs[i] if centered else None,
+             momentum_buffers[i] if use_momentum else None)
+            for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs)))
+    _step(_RMSPROP, "rmsprop_step",
+          ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"), rows, consts)
+
+
+def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
+              weight_decay, decoupled_weight_decay, amsgrad, maximize, step):
+    bias_correction1 = 1.0 - beta1 ** step
+    bias_correction2 = 1.0 - beta2 ** step
+    has_decay = weight_decay != 0
+
+    def make(t):
+        one_minus_beta1 = t(1.0 - beta1)
+        return (t(-1.0 if maximize else 1.0), t(weight_decay), t(1.0 - lr * weight_decay),
+                one_minus_beta1, t(1) - one_minus_beta1, t(beta2), t(1.0 - beta2), t(eps),
+                t(-(lr / bias_correction1)), t(math.sqrt(bias_correction2)),
+                bool(has_decay and not decoupled_weight_decay),
+                bool(has_decay and decoupled_weight_decay))
+
+    consts = _PerDtype(make)
+    rows = ((param, grad, exp_avg, exp_avg_sq, max_exp_avg_sqs[i] if amsgrad else None)
+            for i, (param, grad, exp_avg, exp_avg_sq) in enumerate(
+                zip(params, grads, exp_avgs, exp_avg_sqs)))
+    _step(_ADAM, "adam_step", ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
+          rows, consts)
+
+
+def first_nonfinite(arrays):
+    """Index of the first array holding a NaN or infinity, or -1 when all are finite."""
+    for i, array in enumerate(arrays):
+        if not _all_finite(array.reshape(-1)):
+            return i
+    return -1
+
+
+def simd_level():
+    """The widest vector instructions numba compiles for here (it targets the host CPU)."""
+    cpu = numba.config.CPU_NAME
+    if cpu:  # NUMBA_CPU_NAME set: a named (often generic) target, e.g. for portable caches
+        return f"llvm:{cpu}"
+    from llvmlite import binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    has = lambda name: bool(features.get(name, False))  # noqa: E731
+    if has("avx512f"):
+        return "avx512"
+    if has("avx2"):
+        return "avx2+fma" if has("fma") else "avx2"
+    for name in ("avx", "sse4.2", "sse2", "neon"):
+        if has(name):
+            return name
+    return "scalar"
+
+
+def _start_thread_pool():
+    """Start numba's thread pool now, leaving OpenMP's thread count as it was.
+
+    numba's OpenMP threading layer calls ``omp_set_num_threads(NUMBA_NUM_THREADS)`` when it
+    starts its pool. libgomp is one per process, so that would change the threads of every
+    other OpenMP user (the cpp backend among them), and at whatever moment numba first ran in
+    parallel. Starting the pool at import and putting the count back prevents both.
+    """
+    openmp = None
+    if sys.platform.startswith("linux"):
+        try:
+            openmp = ctypes.CDLL("libgomp.so.1")  # the loaded one, if any: same soname
+        except OSError:
+            pass
+    before = openmp.omp_get_max_threads() if openmp is not None else None
+    numba.get_num_threads()  # starts the pool
+    if openmp is not None and numba.threading_layer() == "omp":
+        openmp.omp_set_num_threads(before)
+
+
+_start_thread_pool()
+
+
+def get_num_threads():
+    return numba.get_num_threads()
+
+
+def set_num_threads(n):
+    if n < 1:
+        raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+    # numba's pool is sized at startup (NUMBA_NUM_THREADS): more than that is not an error
+    # for the other backends, so ask for as many as there are.
+    numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
