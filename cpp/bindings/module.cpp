@@ -5,4 +5,5 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "fastdescent's compiled kernels (see the fastdescent package for the API)";
   fastdescent::bindings::register_optimizers(m);
   fastdescent::bindings::register_runtime(m);
+  fastdescent::bindings::register_plans(m);
 }

@@ -9,11 +9,6 @@ namespace fastdescent::bindings {
 
 namespace {
 
-template <class T>
-T* as(void* pointer) {
-  return static_cast<T*>(pointer);
-}
-
 void sgd_step(py::object params, py::object grads, py::object momentum_buffers, double lr,
               double momentum, double dampening, double weight_decay, bool nesterov,
               bool maximize, bool first_step) {
@@ -22,10 +17,7 @@ void sgd_step(py::object params, py::object grads, py::object momentum_buffers, 
       collect("sgd_step", {{"params", params, true, false},
                            {"grads", grads, false, false},
                            {"momentum_buffers", momentum_buffers, true, momentum == 0}});
-  run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
-    using T = decltype(zero);
-    active_set<T>().sgd(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
-  });
+  run_batch(batch, options, [](const auto& set) { return set.sgd; });
 }
 
 void adagrad_step(py::object params, py::object grads, py::object state_sums, double lr,
@@ -35,10 +27,7 @@ void adagrad_step(py::object params, py::object grads, py::object state_sums, do
   const TensorBatch batch = collect("adagrad_step", {{"params", params, true, false},
                                                      {"grads", grads, false, false},
                                                      {"state_sums", state_sums, true, false}});
-  run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
-    using T = decltype(zero);
-    active_set<T>().adagrad(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]));
-  });
+  run_batch(batch, options, [](const auto& set) { return set.adagrad; });
 }
 
 void rmsprop_step(py::object params, py::object grads, py::object square_avgs,
@@ -52,11 +41,7 @@ void rmsprop_step(py::object params, py::object grads, py::object square_avgs,
                                {"square_avgs", square_avgs, true, false},
                                {"grad_avgs", grad_avgs, true, !centered},
                                {"momentum_buffers", momentum_buffers, true, !(momentum > 0)}});
-  run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
-    using T = decltype(zero);
-    active_set<T>().rmsprop(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]),
-                      as<T>(p[4]));
-  });
+  run_batch(batch, options, [](const auto& set) { return set.rmsprop; });
 }
 
 void adam_step(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
@@ -71,10 +56,7 @@ void adam_step(py::object params, py::object grads, py::object exp_avgs, py::obj
                             {"exp_avgs", exp_avgs, true, false},
                             {"exp_avg_sqs", exp_avg_sqs, true, false},
                             {"max_exp_avg_sqs", max_exp_avg_sqs, true, !amsgrad}});
-  run_rows(batch, [&](auto zero, std::int64_t n, void* const* p) {
-    using T = decltype(zero);
-    active_set<T>().adam(options, n, as<T>(p[0]), as<T>(p[1]), as<T>(p[2]), as<T>(p[3]), as<T>(p[4]));
-  });
+  run_batch(batch, options, [](const auto& set) { return set.adam; });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include <string>
@@ -46,20 +47,21 @@ void set_num_threads(int n) {
 // Index of the first array holding a NaN or infinity, or -1 when all are finite.
 std::int64_t first_nonfinite(py::object arrays) {
   const TensorBatch batch = collect("first_nonfinite", {{"arrays", arrays, false, false}});
-  std::int64_t found = -1;
+  std::vector<std::int64_t> rows_f32, rows_f64;
+  for (std::size_t row = 0; row < batch.sizes.size(); ++row) {
+    (batch.dtypes[row] == DType::float32 ? rows_f32 : rows_f64).push_back(std::int64_t(row));
+  }
+  const auto f32 = slots_of<float>(batch, DType::float32);
+  const auto f64 = slots_of<double>(batch, DType::float64);
+  std::int64_t bad32, bad64;
   {
     py::gil_scoped_release release;
-    for (std::size_t row = 0; row < batch.sizes.size() && found < 0; ++row) {
-      const void* data = batch.pointers[row][0];
-      const bool finite =
-          batch.dtypes[row] == DType::float32
-              ? active_set<float>().all_finite(batch.sizes[row], static_cast<const float*>(data))
-              : active_set<double>().all_finite(batch.sizes[row],
-                                                static_cast<const double*>(data));
-      if (!finite) found = static_cast<std::int64_t>(row);
-    }
+    bad32 = active_set<float>().first_nonfinite(f32.data(), f32.size());
+    bad64 = active_set<double>().first_nonfinite(f64.data(), f64.size());
   }
-  return found;
+  const std::int64_t a = bad32 < 0 ? -1 : rows_f32[bad32];
+  const std::int64_t b = bad64 < 0 ? -1 : rows_f64[bad64];
+  return a < 0 ? b : (b < 0 ? a : std::min(a, b));
 }
 
 // The bandwidth probe over equally sized arrays: reads all, writes the first `written`.
@@ -81,10 +83,12 @@ void stream_probe(py::object arrays, int written) {
     columns.push_back({"arrays", column, true, false});
   }
   const TensorBatch batch = collect("stream_probe", columns);
-  run_rows(batch, [&](auto zero, std::int64_t n, void* const* pointers) {
-    using T = decltype(zero);
-    active_set<T>().stream[count - 1][written](n, reinterpret_cast<T* const*>(pointers));
-  });
+  const auto f32 = slots_of<float>(batch, DType::float32);
+  const auto f64 = slots_of<double>(batch, DType::float64);
+  const int threads = max_threads();
+  py::gil_scoped_release release;
+  if (!f32.empty()) active_set<float>().stream[count - 1][written](f32.data(), 1, threads);
+  if (!f64.empty()) active_set<double>().stream[count - 1][written](f64.data(), 1, threads);
 }
 
 }  // namespace

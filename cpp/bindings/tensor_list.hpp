@@ -1,14 +1,20 @@
-// Turns the Python lists a kernel call receives (params, grads, state arrays) into raw
-// pointers, checking every array before any kernel runs, so a call either runs whole or
-// raises without touching memory.
+// Turns the Python lists a kernel call receives (params, grads, state arrays) into slots,
+// checking every array before any kernel runs, so a call either runs whole or raises
+// without touching memory.
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <fastdescent/kernel_table.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#if defined(FASTDESCENT_OPENMP)
+#include <omp.h>
+#endif
 
 namespace fastdescent::bindings {
 
@@ -35,19 +41,38 @@ struct TensorBatch {
 // columns[0] is the params column: it sets each row's dtype and size.
 TensorBatch collect(const char* function, const std::vector<Column>& columns);
 
-// Runs kernel(T{}, n, pointers) for every row with T the row's element type, the GIL
-// released.
-template <class Kernel>
-void run_rows(const TensorBatch& batch, Kernel&& kernel) {
-  py::gil_scoped_release release;
+inline int max_threads() {
+#if defined(FASTDESCENT_OPENMP)
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// The batch's rows as the slots of one kernel call per dtype (all with options[0]).
+template <class T>
+std::vector<Slot<T>> slots_of(const TensorBatch& batch, DType dtype) {
+  std::vector<Slot<T>> slots;
   for (std::size_t row = 0; row < batch.sizes.size(); ++row) {
-    void* const* pointers = batch.pointers[row].data();
-    if (batch.dtypes[row] == DType::float32) {
-      kernel(float{}, batch.sizes[row], pointers);
-    } else {
-      kernel(double{}, batch.sizes[row], pointers);
+    if (batch.dtypes[row] != dtype) continue;
+    Slot<T> slot{batch.sizes[row], 0, {}};
+    for (std::size_t c = 0; c < batch.pointers[row].size() && c < kMaxArrays; ++c) {
+      slot.data[c] = static_cast<T*>(batch.pointers[row][c]);
     }
+    slots.push_back(slot);
   }
+  return slots;
+}
+
+// Runs pick(kernel set) over every row with `options`, one call per dtype, GIL released.
+template <class Options, class Pick>
+void run_batch(const TensorBatch& batch, const Options& options, Pick pick) {
+  const std::vector<Slot<float>> f32 = slots_of<float>(batch, DType::float32);
+  const std::vector<Slot<double>> f64 = slots_of<double>(batch, DType::float64);
+  const int threads = max_threads();
+  py::gil_scoped_release release;
+  if (!f32.empty()) pick(active_set<float>())(&options, 1, f32.data(), f32.size(), threads);
+  if (!f64.empty()) pick(active_set<double>())(&options, 1, f64.data(), f64.size(), threads);
 }
 
 }  // namespace fastdescent::bindings

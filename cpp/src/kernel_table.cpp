@@ -20,29 +20,35 @@ namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 namespace {
 
-template <class T, int Arrays, int... Written>
-void fill_stream_row(void (*row[6])(std::int64_t, T* const*),
-                     std::integer_sequence<int, Written...>) {
-  ((row[Written] = &stream_arrays<T, Arrays, Written>), ...);
+template <class T, int Arrays, int Written>
+void stream_slots(const Slot<T>* slots, std::size_t count, int max_threads) {
+  const StreamOptions options{};
+  step_slots<Stream<T, Arrays, Written>>(&options, 1, slots, count, max_threads);
 }
 
-template <class T, int... Arrays>
-void fill_stream(void (*table[5][6])(std::int64_t, T* const*),
-                 std::integer_sequence<int, Arrays...>) {
-  ((fill_stream_row<T, Arrays + 1>(table[Arrays],
-                                   std::make_integer_sequence<int, Arrays + 2>{})),
+template <class T, int Arrays, int... Written>
+void fill_stream_row(void (*row[kMaxArrays + 1])(const Slot<T>*, std::size_t, int),
+                     std::integer_sequence<int, Written...>) {
+  ((row[Written] = &stream_slots<T, Arrays, Written>), ...);
+}
+
+template <class T, int... Index>
+void fill_stream(void (*table[kMaxArrays][kMaxArrays + 1])(const Slot<T>*, std::size_t, int),
+                 std::integer_sequence<int, Index...>) {
+  // Row Index is the probe over Index + 1 arrays, writing 0 .. Index + 1 of them.
+  (fill_stream_row<T, Index + 1>(table[Index], std::make_integer_sequence<int, Index + 2>{}),
    ...);
 }
 
 template <class T>
 KernelSet<T> make_set() {
   KernelSet<T> set{};
-  set.sgd = &sgd_update<T>;
-  set.adagrad = &adagrad_update<T>;
-  set.rmsprop = &rmsprop_update<T>;
-  set.adam = &adam_update<T>;
-  set.all_finite = &all_finite<T>;
-  fill_stream<T>(set.stream, std::make_integer_sequence<int, 5>{});
+  set.sgd = &step_slots<SGD<T>>;
+  set.adagrad = &step_slots<Adagrad<T>>;
+  set.rmsprop = &step_slots<RMSprop<T>>;
+  set.adam = &step_slots<Adam<T>>;
+  set.first_nonfinite = &first_nonfinite<T>;
+  fill_stream<T>(set.stream, std::make_integer_sequence<int, kMaxArrays>{});
   return set;
 }
 

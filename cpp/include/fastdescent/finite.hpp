@@ -20,5 +20,14 @@ bool all_finite(std::int64_t n, const T* values) {
   return finite != 0;
 }
 
+// Index of the first slot whose data[0] holds a NaN or infinity, or -1.
+template <class T>
+std::int64_t first_nonfinite(const Slot<T>* slots, std::size_t count) {
+  for (std::size_t k = 0; k < count; ++k) {
+    if (!all_finite(slots[k].size, slots[k].data[0])) return static_cast<std::int64_t>(k);
+  }
+  return -1;
+}
+
 }  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

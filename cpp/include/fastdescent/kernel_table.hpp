@@ -3,26 +3,33 @@
 // and the CPU it lands on decides.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "options.hpp"
+#include "slot.hpp"
 
 namespace fastdescent {
 
+// Every kernel steps many tensors in one call: slot k of `slots` is updated with
+// options[slots[k].options], using up to `max_threads` threads.
+template <class T, class Options>
+using StepKernel = void (*)(const Options* options, std::size_t option_count,
+                            const Slot<T>* slots, std::size_t slot_count, int max_threads);
+
 template <class T>
 struct KernelSet {
-  void (*sgd)(const SGDOptions&, std::int64_t n, T* param, const T* grad, T* momentum_buffer);
-  void (*adagrad)(const AdagradOptions&, std::int64_t n, T* param, const T* grad,
-                  T* state_sum);
-  void (*rmsprop)(const RMSpropOptions&, std::int64_t n, T* param, const T* grad,
-                  T* square_avg, T* grad_avg, T* momentum_buffer);
-  void (*adam)(const AdamOptions&, std::int64_t n, T* param, const T* grad, T* exp_avg,
-               T* exp_avg_sq, T* max_exp_avg_sq);
-  bool (*all_finite)(std::int64_t n, const T* values);
-  // stream[arrays - 1][written]: the bandwidth probe for that access pattern
-  void (*stream[5][6])(std::int64_t n, T* const* arrays);
+  StepKernel<T, SGDOptions> sgd;
+  StepKernel<T, AdagradOptions> adagrad;
+  StepKernel<T, RMSpropOptions> rmsprop;
+  StepKernel<T, AdamOptions> adam;
+  // Index of the first slot whose data[0] holds NaN or infinity, or -1.
+  std::int64_t (*first_nonfinite)(const Slot<T>* slots, std::size_t slot_count);
+  // stream[arrays - 1][written]: the bandwidth probe for that access pattern.
+  void (*stream[kMaxArrays][kMaxArrays + 1])(const Slot<T>* slots, std::size_t slot_count,
+                                             int max_threads);
 };
 
 struct KernelTable {

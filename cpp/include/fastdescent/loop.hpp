@@ -1,14 +1,20 @@
-// The one elementwise loop skeleton every optimizer kernel runs on.
+// The one loop skeleton every kernel runs on: many tensors, one pass, SIMD and threads.
 //
-// An update rule is a callable `update(i)` that reads and writes element i of its arrays and
-// nothing else, so iterations are independent: the loop may be split across threads and
-// vectorized. Keeping the skeleton in one place means SIMD, threading and grain size are
-// decided once for every rule.
+// A rule is a struct with `Options` (plain data from the caller), `Coefficients` (the
+// options turned into the constants of the loop, once per call) and
+// `run(coefficients, begin, end, arrays)`, which updates elements [begin, end) of one
+// tensor. Elements are independent, so the skeleton may split the concatenation of all
+// tensors of a step into one contiguous share per thread and vectorize every range.
 #pragma once
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#include "slot.hpp"
 
 #if defined(FASTDESCENT_OPENMP)
 #include <omp.h>
@@ -23,30 +29,78 @@
 namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 
-// Below this many elements a step runs on one thread: waking a team costs a few
-// microseconds, about what one core needs to stream 64K floats of Adam state.
+// Each thread gets at least this many elements: waking a team costs a few microseconds,
+// about what one core needs to stream 64K floats of Adam state.
 inline constexpr std::int64_t kParallelGrain = std::int64_t{1} << 16;
 
-template <class Update>
-inline void for_each_element(std::int64_t n, const Update& update) {
+// Thread shares start on multiples of this many elements (a cache line of doubles and then
+// some), so no two threads write the same line except at tensor ends.
+inline constexpr std::int64_t kShareAlign = 64;
+
+// body(i) for i in [begin, end), vectorized.
+template <class Body>
+inline void for_range(std::int64_t begin, std::int64_t end, const Body& body) {
+  // A private copy: its captured pointers become loop invariants the vectorizer can hoist.
+  const Body local = body;
 #if defined(FASTDESCENT_OPENMP)
-#pragma omp parallel if (n >= 2 * kParallelGrain)
-  {
-    // A private copy: its captured pointers become loop invariants the vectorizer can hoist
-    // (read through the shared closure, each would be reloaded every iteration).
-    const Update body = update;
-    // `simd` asserts the rule's contract (no dependence between elements), so the compiler
-    // vectorizes without having to prove that the arrays do not alias.
-#pragma omp for simd schedule(static)
-    for (std::int64_t i = 0; i < n; ++i) body(i);
-  }
-#else
-  const Update body = update;
-#if defined(__GNUC__)
+  // `simd` asserts the rule's contract (no dependence between elements), so the compiler
+  // vectorizes without having to prove that the arrays do not alias.
+#pragma omp simd
+#elif defined(__GNUC__)
 #pragma GCC ivdep
 #endif
-  for (std::int64_t i = 0; i < n; ++i) body(i);
+  for (std::int64_t i = begin; i < end; ++i) local(i);
+}
+
+// range(slot, begin, end) over every element of every slot, split across up to
+// max_threads threads by total elements.
+template <class T, class Range>
+void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
+                   const Range& range) {
+  std::int64_t total = 0;
+  for (std::size_t k = 0; k < count; ++k) total += slots[k].size;
+  const std::int64_t by_grain = total / kParallelGrain;
+  const int threads = static_cast<int>(std::min<std::int64_t>(max_threads, by_grain));
+  if (threads <= 1) {
+    for (std::size_t k = 0; k < count; ++k) {
+      if (slots[k].size > 0) range(slots[k], 0, slots[k].size);
+    }
+    return;
+  }
+#if defined(FASTDESCENT_OPENMP)
+  std::vector<std::int64_t> offsets(count + 1, 0);
+  for (std::size_t k = 0; k < count; ++k) offsets[k + 1] = offsets[k] + slots[k].size;
+#pragma omp parallel num_threads(threads)
+  {
+    const std::int64_t t = omp_get_thread_num();
+    const std::int64_t nt = omp_get_num_threads();
+    const std::int64_t lo = t == 0 ? 0 : (total * t / nt) / kShareAlign * kShareAlign;
+    const std::int64_t hi =
+        t + 1 == nt ? total : (total * (t + 1) / nt) / kShareAlign * kShareAlign;
+    std::size_t k = static_cast<std::size_t>(
+        std::upper_bound(offsets.begin(), offsets.end(), lo) - offsets.begin() - 1);
+    for (; k < count && offsets[k] < hi; ++k) {
+      const std::int64_t begin = std::max(lo, offsets[k]) - offsets[k];
+      const std::int64_t end = std::min(hi, offsets[k + 1]) - offsets[k];
+      if (begin < end) range(slots[k], begin, end);
+    }
+  }
 #endif
+}
+
+// One multi-tensor step of `Rule`: slot k uses options[slots[k].options].
+template <class Rule, class T = typename Rule::value_type>
+void step_slots(const typename Rule::Options* options, std::size_t option_count,
+                const Slot<T>* slots, std::size_t slot_count, int max_threads) {
+  std::vector<typename Rule::Coefficients> coefficients;
+  coefficients.reserve(option_count);
+  for (std::size_t k = 0; k < option_count; ++k) {
+    coefficients.push_back(Rule::coefficients(options[k]));
+  }
+  for_each_slot(slots, slot_count, max_threads,
+                [&](const Slot<T>& slot, std::int64_t begin, std::int64_t end) {
+                  Rule::run(coefficients[slot.options], begin, end, slot.data);
+                });
 }
 
 // Calls f with one std::integral_constant<bool, ...> per runtime flag, so each combination of

@@ -10,43 +10,58 @@
 namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 
-// grad_avg may be null unless centered; momentum_buffer may be null when momentum == 0.
+// Arrays: param, grad, square_avg, grad_avg (null unless centered), momentum_buffer (null
+// unless momentum > 0).
 template <class T>
-void rmsprop_update(const RMSpropOptions& o, std::int64_t n, T* param, const T* grad,
-                    T* square_avg, T* grad_avg, T* momentum_buffer) {
-  const T grad_sign = o.maximize ? T(-1) : T(1);
-  const T weight_decay = T(o.weight_decay);
-  const T alpha = T(o.alpha);
-  const T one_minus_alpha = T(1.0 - o.alpha);
-  const T eps = T(o.eps);
-  const T momentum = T(o.momentum);
-  const T neg_lr = T(-o.lr);
-  with_flags(
-      [&](auto decay, auto centered, auto use_momentum) {
-        for_each_element(n, [=](std::int64_t i) {
-          T g = grad_sign * grad[i];
-          if constexpr (decay) g = g + weight_decay * param[i];
-          const T sq = square_avg[i] * alpha + one_minus_alpha * g * g;
-          square_avg[i] = sq;
-          T avg;
-          if constexpr (centered) {
-            const T mean = lerp(grad_avg[i], g, one_minus_alpha);
-            grad_avg[i] = mean;
-            avg = std::sqrt(sq - mean * mean) + eps;
-          } else {
-            avg = std::sqrt(sq) + eps;
-          }
-          if constexpr (use_momentum) {
-            const T buf = momentum_buffer[i] * momentum + g / avg;
-            momentum_buffer[i] = buf;
-            param[i] = param[i] + neg_lr * buf;
-          } else {
-            param[i] = param[i] + neg_lr * g / avg;
-          }
-        });
-      },
-      o.weight_decay != 0, o.centered, o.momentum > 0);
-}
+struct RMSprop {
+  using value_type = T;
+  using Options = RMSpropOptions;
+
+  struct Coefficients {
+    T grad_sign, weight_decay, alpha, one_minus_alpha, eps, momentum, neg_lr;
+    bool decay, centered, use_momentum;
+  };
+
+  static Coefficients coefficients(const Options& o) {
+    return {o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.alpha), T(1.0 - o.alpha),
+            T(o.eps),                  T(o.momentum),     T(-o.lr),   o.weight_decay != 0,
+            o.centered,                o.momentum > 0};
+  }
+
+  static void run(const Coefficients& c, std::int64_t begin, std::int64_t end, T* const* a) {
+    with_flags(
+        [&](auto decay, auto centered, auto use_momentum) {
+          T* param = a[0];
+          const T* grad = a[1];
+          T* square_avg = a[2];
+          T* grad_avg = a[3];
+          T* momentum_buffer = a[4];
+          const Coefficients k = c;
+          for_range(begin, end, [=](std::int64_t i) {
+            T g = k.grad_sign * grad[i];
+            if constexpr (decay) g = g + k.weight_decay * param[i];
+            const T sq = square_avg[i] * k.alpha + k.one_minus_alpha * g * g;
+            square_avg[i] = sq;
+            T avg;
+            if constexpr (centered) {
+              const T mean = lerp(grad_avg[i], g, k.one_minus_alpha);
+              grad_avg[i] = mean;
+              avg = std::sqrt(sq - mean * mean) + k.eps;
+            } else {
+              avg = std::sqrt(sq) + k.eps;
+            }
+            if constexpr (use_momentum) {
+              const T buf = momentum_buffer[i] * k.momentum + g / avg;
+              momentum_buffer[i] = buf;
+              param[i] = param[i] + k.neg_lr * buf;
+            } else {
+              param[i] = param[i] + k.neg_lr * g / avg;
+            }
+          });
+        },
+        c.decay, c.centered, c.use_momentum);
+  }
+};
 
 }  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

@@ -9,39 +9,53 @@
 namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 
-// momentum_buffer may be null when options.momentum == 0.
+// Arrays: param, grad, momentum_buffer (null when momentum == 0).
 template <class T>
-void sgd_update(const SGDOptions& o, std::int64_t n, T* param, const T* grad,
-                T* momentum_buffer) {
-  const T grad_sign = o.maximize ? T(-1) : T(1);
-  const T weight_decay = T(o.weight_decay);
-  const T momentum = T(o.momentum);
-  const T grad_scale = T(1.0 - o.dampening);
-  const T neg_lr = T(-o.lr);
-  with_flags(
-      [&](auto decay, auto use_momentum, auto first, auto nesterov) {
-        for_each_element(n, [=](std::int64_t i) {
-          T g = grad_sign * grad[i];
-          if constexpr (decay) g = g + weight_decay * param[i];
-          if constexpr (use_momentum) {
-            T buf;
-            if constexpr (first) {
-              buf = g;
-            } else {
-              buf = momentum_buffer[i] * momentum + grad_scale * g;
+struct SGD {
+  using value_type = T;
+  using Options = SGDOptions;
+
+  struct Coefficients {
+    T grad_sign, weight_decay, momentum, grad_scale, neg_lr;
+    bool decay, use_momentum, first_step, nesterov;
+  };
+
+  static Coefficients coefficients(const Options& o) {
+    return {o.maximize ? T(-1) : T(1), T(o.weight_decay), T(o.momentum),
+            T(1.0 - o.dampening),      T(-o.lr),           o.weight_decay != 0,
+            o.momentum != 0,           o.first_step,       o.nesterov};
+  }
+
+  static void run(const Coefficients& c, std::int64_t begin, std::int64_t end, T* const* a) {
+    with_flags(
+        [&](auto decay, auto use_momentum, auto first, auto nesterov) {
+          T* param = a[0];
+          const T* grad = a[1];
+          T* momentum_buffer = a[2];
+          const Coefficients k = c;
+          for_range(begin, end, [=](std::int64_t i) {
+            T g = k.grad_sign * grad[i];
+            if constexpr (decay) g = g + k.weight_decay * param[i];
+            if constexpr (use_momentum) {
+              T buf;
+              if constexpr (first) {
+                buf = g;  // the buffer starts as the first gradient, undamped
+              } else {
+                buf = momentum_buffer[i] * k.momentum + k.grad_scale * g;
+              }
+              momentum_buffer[i] = buf;
+              if constexpr (nesterov) {
+                g = g + k.momentum * buf;
+              } else {
+                g = buf;
+              }
             }
-            momentum_buffer[i] = buf;
-            if constexpr (nesterov) {
-              g = g + momentum * buf;
-            } else {
-              g = buf;
-            }
-          }
-          param[i] = param[i] + neg_lr * g;
-        });
-      },
-      o.weight_decay != 0, o.momentum != 0, o.first_step, o.nesterov);
-}
+            param[i] = param[i] + k.neg_lr * g;
+          });
+        },
+        c.decay, c.use_momentum, c.first_step, c.nesterov);
+  }
+};
 
 }  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

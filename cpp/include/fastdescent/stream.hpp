@@ -1,7 +1,7 @@
-// The bandwidth probe: a plain streaming loop that moves the same bytes per element as an
-// optimizer (reads `Arrays` arrays, writes the first `Written` of them in place), with
-// next to no arithmetic, so a benchmark can say what fraction of the machine's limit for
-// that access pattern a kernel reaches.
+// The bandwidth probe: a plain streaming rule that moves the same bytes per element as an
+// optimizer (reads `Arrays` arrays, writes the first `Written` of them in place) with next
+// to no arithmetic, over the same loop skeleton, so a benchmark can say what fraction of the
+// machine's limit for that access pattern a kernel reaches.
 #pragma once
 
 #include <cstdint>
@@ -11,19 +11,41 @@
 namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 
+struct StreamOptions {};
+
 template <class T, int Arrays, int Written>
-void stream_arrays(std::int64_t n, T* const* arrays) {
-  static_assert(Written <= Arrays && Arrays <= 5, "the probe covers up to 5 arrays");
-  T* a[5] = {};
-  for (int k = 0; k < Arrays; ++k) a[k] = arrays[k];
-  for_each_element(n, [=](std::int64_t i) {
-    T sum = T(0);
-    for (int k = 0; k < Arrays; ++k) sum += a[k][i];
-    // Halving keeps repeated calls finite; the stores depend on every load, so none is
-    // optimized away.
-    for (int k = 0; k < Written; ++k) a[k][i] = T(0.5) * sum - T(k);
-  });
-}
+struct Stream {
+  static_assert(Written <= Arrays && Arrays <= kMaxArrays, "the probe covers up to 5 arrays");
+  using value_type = T;
+  using Options = StreamOptions;
+  struct Coefficients {};
+
+  static Coefficients coefficients(const Options&) { return {}; }
+
+  static void run(const Coefficients&, std::int64_t begin, std::int64_t end, T* const* arrays) {
+    T* a[kMaxArrays] = {};
+    for (int k = 0; k < Arrays; ++k) a[k] = arrays[k];
+    // Named pointers, not an array, so the vectorizer sees plain loop invariants.
+    T* a0 = a[0];
+    T* a1 = a[Arrays > 1 ? 1 : 0];
+    T* a2 = a[Arrays > 2 ? 2 : 0];
+    T* a3 = a[Arrays > 3 ? 3 : 0];
+    T* a4 = a[Arrays > 4 ? 4 : 0];
+    for_range(begin, end, [=](std::int64_t i) {
+      T sum = a0[i];
+      if constexpr (Arrays > 1) sum += a1[i];
+      if constexpr (Arrays > 2) sum += a2[i];
+      if constexpr (Arrays > 3) sum += a3[i];
+      if constexpr (Arrays > 4) sum += a4[i];
+      // Halving keeps repeated calls finite; every store depends on every load.
+      if constexpr (Written > 0) a0[i] = T(0.5) * sum;
+      if constexpr (Written > 1) a1[i] = T(0.5) * sum - T(1);
+      if constexpr (Written > 2) a2[i] = T(0.5) * sum - T(2);
+      if constexpr (Written > 3) a3[i] = T(0.5) * sum - T(3);
+      if constexpr (Written > 4) a4[i] = T(0.5) * sum - T(4);
+    });
+  }
+};
 
 }  // namespace FASTDESCENT_ARCH
 }  // namespace fastdescent

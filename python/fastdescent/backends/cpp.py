@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 
+from fastdescent import _core
 from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
     adagrad_step,
     adam_step,
@@ -29,6 +30,10 @@ from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
 )
 
 NAME = "cpp"
+
+#: the compiled step plans (see :mod:`fastdescent.backends.plan`)
+PLANS = {"sgd": _core.SGDPlan, "adagrad": _core.AdagradPlan, "rmsprop": _core.RMSpropPlan,
+         "adam": _core.AdamPlan}
 
 _requested = os.environ.get("FASTDESCENT_SIMD", "").strip()
 if _requested:

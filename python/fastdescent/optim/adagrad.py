@@ -54,6 +54,7 @@ class Adagrad(Optimizer):
     array([ 0.5, -1.5])
     """
 
+    _kind = "adagrad"
     _state_keys = ("step", "sum")
 
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0,
@@ -69,15 +70,11 @@ class Adagrad(Optimizer):
             options["initial_accumulator_value"], name("initial_accumulator_value"), 0)
         options["eps"] = check_range(options["eps"], name("eps"), 0)
 
-    def _next_state(self, options, param, state):
-        new = {"step": state.get("step", 0) + 1}
-        if "sum" not in state:
-            new["sum"] = np.full_like(param, options["initial_accumulator_value"])
-        return new
+    def _needed_state(self, options):
+        return ("sum",)
 
-    def _update(self, options, params, grads, states, created):
-        o = options
-        for step, at in self._buckets([s["step"] for s in states]):
-            self._backend.adagrad_step([params[k] for k in at], [grads[k] for k in at],
-                                       [states[k]["sum"] for k in at], o["lr"], o["lr_decay"],
-                                       o["weight_decay"], o["eps"], o["maximize"], step)
+    def _initial_state(self, key, options, param):
+        return np.full_like(param, options["initial_accumulator_value"])
+
+    def _kernel_options(self, options):
+        return {k: options[k] for k in ("lr", "lr_decay", "weight_decay", "eps", "maximize")}

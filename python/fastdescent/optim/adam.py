@@ -60,6 +60,7 @@ class Adam(Optimizer):
     array([ 0.9, -1.9])
     """
 
+    _kind = "adam"
     _state_keys = ("step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     _decoupled_weight_decay = False
 
@@ -79,24 +80,15 @@ class Adam(Optimizer):
         options["weight_decay"] = check_range(options["weight_decay"], name("weight_decay"), 0)
         options["amsgrad"] = check_bool(options["amsgrad"], name("amsgrad"))
 
-    def _next_state(self, options, param, state):
-        new = {"step": state.get("step", 0) + 1}
-        needed = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if options["amsgrad"] else [])
-        for key in needed:
-            if key not in state:
-                new[key] = np.zeros_like(param)
-        return new
+    def _needed_state(self, options):
+        return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if options["amsgrad"] else ())
 
-    def _update(self, options, params, grads, states, created):
-        o = options
-        beta1, beta2 = o["betas"]
-        for step, at in self._buckets([s["step"] for s in states]):
-            self._backend.adam_step(
-                [params[k] for k in at], [grads[k] for k in at],
-                [states[k]["exp_avg"] for k in at], [states[k]["exp_avg_sq"] for k in at],
-                [states[k]["max_exp_avg_sq"] for k in at] if o["amsgrad"] else None,
-                o["lr"], beta1, beta2, o["eps"], o["weight_decay"],
-                self._decoupled_weight_decay, o["amsgrad"], o["maximize"], step)
+    def _kernel_options(self, options):
+        beta1, beta2 = options["betas"]
+        return {"lr": options["lr"], "beta1": beta1, "beta2": beta2, "eps": options["eps"],
+                "weight_decay": options["weight_decay"],
+                "decoupled_weight_decay": self._decoupled_weight_decay,
+                "amsgrad": options["amsgrad"], "maximize": options["maximize"]}
 
 
 class AdamW(Adam):

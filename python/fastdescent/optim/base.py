@@ -1,24 +1,140 @@
-"""The optimizer base class: param groups, validation, lazily created state, state dicts.
+"""The optimizer base class: param groups, validation, state, state dicts, step plans.
 
-Subclasses state their hyperparameters (``_check_options``), the state each param needs
-(``_next_state``) and how one group's tensors are handed to the backend's kernel
-(``_update``). Everything else, including the all-or-nothing guarantee of :meth:`step`,
-lives here.
+Subclasses state their hyperparameters (``_check_options``), which state arrays a group's
+options need (``_needed_state``) and the options their kernel takes (``_kernel_options``).
+Everything else, including the all-or-nothing guarantee of :meth:`step`, lives here.
+
+A step is one call into the backend's *plan* (see :mod:`fastdescent.backends.plan`), which
+holds the params and state arrays and checks the gradients. What the user can change between
+steps (group options, the state mapping, a group's lr schedule) is noticed cheaply and
+re-checked in Python before the plan runs again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from .. import backends
 from .._validation import MemoryIndex, check_array, check_bool, check_range
+from ..backends.plan import KINDS, make_plan
 
 
 def _key_name(where: str, key: str) -> str:
     return f"{where}[{key!r}]" if where else key
+
+
+class ParamGroup(dict):
+    """A param group: a dict that counts its changes, so a step re-checks its options only
+    after they were edited (``group["lr"] = 0.01`` works as in torch.optim)."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.version = 0
+
+    def _changed(self):
+        self.version += 1
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._changed()
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._changed()
+
+    def update(self, *args, **kwargs):
+        super().update(*args, **kwargs)
+        self._changed()
+
+    def setdefault(self, key, default=None):
+        value = super().setdefault(key, default)
+        self._changed()
+        return value
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def popitem(self):
+        item = super().popitem()
+        self._changed()
+        return item
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def __ior__(self, other):
+        result = super().__ior__(other)
+        self._changed()
+        return result
+
+
+class ParamState(MutableMapping):
+    """The state of one param: its state arrays by name, and ``"step"`` (read from the
+    optimizer's step counts). Arrays are the live ones the kernels update; assigning or
+    deleting an entry is allowed and checked at the next step."""
+
+    __slots__ = ("_owner", "_index", "_entries")
+
+    def __init__(self, owner: Optimizer, index: int):
+        self._owner = owner
+        self._index = index
+        self._entries: dict[str, Any] = {}
+
+    def _has_step(self) -> bool:
+        return self._owner._exposes_step
+
+    def __getitem__(self, key):
+        if key == "step" and self._has_step() and "step" not in self._entries:
+            return int(self._owner._steps[self._index])
+        return self._entries[key]
+
+    def __setitem__(self, key, value):
+        self._entries[key] = value
+        self._owner._state_edited = True
+
+    def __delitem__(self, key):
+        if key == "step" and self._has_step() and "step" not in self._entries:
+            raise KeyError("'step' cannot be deleted; load a state dict to reset it")
+        del self._entries[key]
+        self._owner._state_edited = True
+
+    def __iter__(self) -> Iterator[str]:
+        if self._has_step() and "step" not in self._entries:
+            yield "step"
+        yield from self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries) + (self._has_step() and "step" not in self._entries)
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
+
+
+class StateDict(dict):
+    """``optimizer.state``: param index -> :class:`ParamState`, for the params stepped so
+    far. Replacing or removing an entry is noticed by the next step."""
+
+    __slots__ = ("_owner",)
+
+    def __init__(self, owner: Optimizer, *args):
+        super().__init__(*args)
+        self._owner = owner
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        self._owner._state_edited = True
+
+    def __delitem__(self, key):
+        super().__delitem__(key)
+        self._owner._state_edited = True
 
 
 class Optimizer:
@@ -32,17 +148,29 @@ class Optimizer:
     numbering.
     """
 
+    #: the backend plan kind (see fastdescent.backends.plan.KINDS)
+    _kind: str = ""
     #: names of the per-param state entries this optimizer keeps
     _state_keys: tuple[str, ...] = ()
 
     def __init__(self, params, defaults: dict[str, Any], *, backend: str | None = None):
         self._backend = backends.resolve(backend)
+        self._columns = KINDS[self._kind][0]
+        self._exposes_step = "step" in self._state_keys
         self.defaults = self._checked_options(dict(defaults), "")
-        self.param_groups: list[dict[str, Any]] = []
-        self.state: dict[int, dict[str, Any]] = {}
+        self.param_groups: list[ParamGroup] = []
         self._params: list[np.ndarray] = []
         self._group_indices: list[list[int]] = []
+        self._param_states: list[ParamState] = []
+        self._steps = np.zeros(0, dtype=np.int64)
         self._step_count = 0
+        self._plan = None
+        self._group_versions: list[int] = []
+        self._group_options: list[dict[str, Any]] = []
+        self._schedules: list[tuple[int, Callable[[int], float]]] = []
+        self._state_edited = False
+        self._unexposed = 0  # params stepped or not, missing from self.state
+        self.state = StateDict(self)
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
@@ -59,6 +187,7 @@ class Optimizer:
         for group in groups:
             self._append_group(group)
         self._check_no_overlap()
+        self._state_edited = False
 
     # ----------------------------------------------------------------------------- groups
 
@@ -82,8 +211,10 @@ class Optimizer:
             self._check_no_overlap()
         except ValueError:
             del self._params[n_params:], self.param_groups[n_groups:]
-            del self._group_indices[n_groups:]
+            del self._group_indices[n_groups:], self._param_states[n_params:]
+            self._steps = self._steps[:n_params].copy()
             raise
+        self._plan = None
 
     def _append_group(self, group: Mapping[str, Any]) -> None:
         gi = len(self.param_groups)
@@ -107,7 +238,13 @@ class Optimizer:
         # Commit only after every check of this group passed.
         self._params.extend(checked)
         self._group_indices.append(list(range(first, first + len(checked))))
-        self.param_groups.append({"params": checked, **options})
+        self._param_states.extend(ParamState(self, i)
+                                  for i in range(first, first + len(checked)))
+        self._steps = np.concatenate([self._steps, np.zeros(len(checked), np.int64)])
+        self._unexposed += len(checked)
+        self.param_groups.append(ParamGroup({"params": checked, **options}))
+        self._group_versions.append(-1)  # checked again, and sent to the plan, at the next step
+        self._group_options.append(options)
 
     def _check_no_overlap(self) -> None:
         pair = MemoryIndex(self._params).pairs_overlapping()
@@ -132,60 +269,169 @@ class Optimizer:
         """Check and normalize this optimizer's own options in place (subclasses)."""
         raise NotImplementedError
 
-    def _resolved_options(self, gi: int, step: int) -> dict[str, Any]:
-        group = self.param_groups[gi]
-        where = f"param_groups[{gi}]"
-        options = self._checked_options({k: group[k] for k in self.defaults}, where)
-        if callable(options["lr"]):
-            value = options["lr"](step)
-            options["lr"] = check_range(
-                value, f"{where}['lr'] (the value its schedule returned for step {step})", 0)
-        return options
+    def _needed_state(self, options: dict[str, Any]) -> tuple[str, ...]:
+        """The state arrays a param of a group with these options needs (subclasses)."""
+        raise NotImplementedError
+
+    def _initial_state(self, key: str, options: dict[str, Any], param: np.ndarray):
+        """A new state array ``key`` for ``param`` (zeros unless a subclass says otherwise)."""
+        return np.zeros_like(param)
+
+    def _state_created(self, i: int, key: str) -> None:
+        """Called when state array ``key`` of params[i] is created (subclasses)."""
+
+    def _kernel_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of the plan's ``set_group`` for one group (subclasses)."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------------------- stepping
 
-    def _checked_grads(self, grads) -> list[np.ndarray | None]:
-        n = len(self._params)
-        if isinstance(grads, np.ndarray):
-            if n != 1:
-                raise TypeError(f"grads must be a list of {n} arrays aligned with params; "
-                                "a bare array is accepted only when there is one param")
-            grads = [grads]
-        if not isinstance(grads, Sequence) or isinstance(grads, (str, bytes)):
-            raise TypeError(f"grads must be a list or tuple of arrays aligned with params, "
-                            f"got {type(grads).__name__}")
-        if len(grads) != n:
-            raise ValueError(f"grads has {len(grads)} entries but the optimizer has {n} params")
-        for i, (param, grad) in enumerate(zip(self._params, grads)):
-            check_array(param, f"params[{i}]", writable=True)
-            if grad is None:
-                continue
-            check_array(grad, f"grads[{i}]", writable=False)
-            if grad.dtype != param.dtype:
-                raise TypeError(f"grads[{i}] has dtype {grad.dtype} but params[{i}] "
-                                f"has dtype {param.dtype}")
-            if grad.shape != param.shape:
-                raise ValueError(f"grads[{i}] has shape {grad.shape} but params[{i}] "
-                                 f"has shape {param.shape}")
-        return list(grads)
+    def step(self, grads, check_finite: bool = False) -> None:
+        """Update every param in place from its gradient.
 
-    @staticmethod
-    def _check_no_aliasing(grads, written: list[np.ndarray], names: list[str]) -> None:
-        """No two arrays the step writes share memory, and no gradient shares memory with
-        any of them (the kernels read each gradient while writing params and state)."""
-        index = MemoryIndex(written)
-        pair = index.pairs_overlapping()
+        ``grads`` is a list aligned with :attr:`params` (a bare array is accepted when there
+        is one param); an entry ``None`` leaves that param and its state untouched, as a
+        missing ``.grad`` does in torch. With ``check_finite=True`` a gradient holding NaN or
+        infinity raises ValueError.
+
+        A step is all or nothing: every check runs before any memory is written, and a
+        failing check raises TypeError or ValueError leaving every param and every state
+        array exactly as it was.
+        """
+        if check_finite is not False and check_finite is not True:
+            check_finite = check_bool(check_finite, "check_finite")
+        if isinstance(grads, np.ndarray):
+            if len(self._params) != 1:
+                raise TypeError(f"grads must be a list of {len(self._params)} arrays aligned "
+                                "with params; a bare array is accepted only when there is "
+                                "one param")
+            grads = [grads]
+        if self._plan is None or self._state_edited or self._groups_edited():
+            self._sync()
+        step = self._step_count + 1
+        plan = self._plan
+        for gi, schedule in self._schedules:
+            lr = schedule(step)
+            if not (type(lr) is float and 0.0 <= lr < float("inf")):
+                lr = check_range(lr, f"param_groups[{gi}]['lr'] (the value its schedule "
+                                     f"returned for step {step})", 0)
+            plan.set_lr(gi, lr)
+        plan.step(grads, check_finite)
+        self._step_count = step
+        if self._unexposed:
+            self._expose_state()
+
+    def _groups_edited(self) -> bool:
+        groups = self.param_groups
+        if len(groups) != len(self._group_versions):
+            return True
+        for group, version in zip(groups, self._group_versions):
+            if type(group) is not ParamGroup or group.version != version:
+                return True
+        return False
+
+    def _expose_state(self) -> None:
+        """Put the params stepped for the first time into :attr:`state`."""
+        for i in np.flatnonzero(self._steps).tolist():
+            if i not in self.state:
+                dict.__setitem__(self.state, i, self._param_states[i])
+                self._unexposed -= 1
+
+    def _sync(self) -> None:
+        """Check what the user may have changed since the last step (group options, the
+        state mapping) and bring the plan up to date; nothing changes unless all is well."""
+        n_groups = len(self._group_indices)
+        if len(self.param_groups) != n_groups:
+            raise ValueError(f"param_groups has {len(self.param_groups)} groups but the "
+                             f"optimizer was given {n_groups}: use add_param_group()")
+        options = []
+        for gi, (group, indices) in enumerate(zip(self.param_groups, self._group_indices)):
+            if not isinstance(group, Mapping):
+                raise TypeError(f"param_groups[{gi}] must be a dict")
+            arrays = group.get("params")
+            if not isinstance(arrays, Sequence) or len(arrays) != len(indices) or any(
+                    a is not self._params[i] for a, i in zip(arrays, indices)):
+                raise ValueError(f"param_groups[{gi}]['params'] was changed: a group's params "
+                                 "are fixed (use add_param_group() for new ones)")
+            missing = [k for k in self.defaults if k not in group]
+            if missing:
+                raise ValueError(f"param_groups[{gi}] has no {missing[0]!r}")
+            options.append(self._checked_options({k: group[k] for k in self.defaults},
+                                                 f"param_groups[{gi}]"))
+        group_of = [gi for gi, indices in enumerate(self._group_indices) for _ in indices]
+        entries, steps, exposed = self._checked_user_state()
+        # The arrays each param needs now: kept, or created.
+        created: list[tuple[int, str]] = []
+        for i, param in enumerate(self._params):
+            for key in self._needed_state(options[group_of[i]]):
+                if key not in entries[i]:
+                    entries[i][key] = self._initial_state(key, options[group_of[i]], param)
+                    created.append((i, key))
+        written = list(self._params)
+        names = [f"params[{i}]" for i in range(len(self._params))]
+        for i, arrays in enumerate(entries):
+            for key, array in arrays.items():
+                written.append(array)
+                names.append(f"state[{i}][{key!r}]")
+        pair = MemoryIndex(written).pairs_overlapping()
         if pair is not None:
             i, j = pair
             raise ValueError(f"{names[j]} shares memory with {names[i]}: "
                              "each param and state array must be a separate array")
-        for i, grad in enumerate(grads):
-            if grad is None:
-                continue
-            j = index.overlapping(grad)
-            if j is not None:
-                raise ValueError(f"grads[{i}] shares memory with {names[j]}: "
-                                 "a gradient must be a separate array")
+        columns = [[arrays.get(column) for arrays in entries] for column in self._columns]
+        plan = make_plan(self._backend, self._kind, self._params,
+                         [None if all(a is None for a in c) else c for c in columns],
+                         group_of, steps, n_groups)
+        schedules = []
+        for gi, group_options in enumerate(options):
+            kernel_options = self._kernel_options(group_options)
+            if callable(group_options["lr"]):
+                schedules.append((gi, group_options["lr"]))
+                kernel_options["lr"] = 0.0  # set before every step
+            plan.set_group(gi, **kernel_options)
+        # Every check passed: commit.
+        for ps, arrays in zip(self._param_states, entries):
+            ps._entries = arrays
+        self._steps = steps
+        for i, key in created:
+            self._state_created(i, key)
+        dict.clear(self.state)
+        for i in exposed:
+            dict.__setitem__(self.state, i, self._param_states[i])
+        self._unexposed = len(self._params) - len(exposed)
+        self._group_options = options
+        self._group_versions = [g.version if type(g) is ParamGroup else -1
+                                for g in self.param_groups]
+        self._schedules = schedules
+        self._plan = plan
+        self._state_edited = False
+
+    def _checked_user_state(self):
+        """The state arrays and step counts as :attr:`state` now says, checked: (arrays per
+        param, step counts, the params present in :attr:`state`)."""
+        n = len(self._params)
+        entries: list[dict[str, Any]] = [dict() for _ in range(n)]
+        steps = np.zeros(n, dtype=np.int64)
+        exposed = []
+        for i, state in self.state.items():
+            if not isinstance(i, (int, np.integer)) or isinstance(i, bool) or not 0 <= i < n:
+                raise ValueError(f"state has an entry {i!r} that is no param index")
+            if not isinstance(state, Mapping):
+                raise TypeError(f"state[{i}] must be a dict, got {type(state).__name__}")
+            checked = self._checked_state(i, dict(state.items()), self._params[i],
+                                          f"state[{i}]")
+            steps[i] = checked.pop("step", 0)
+            entries[i] = checked
+            exposed.append(int(i))
+        if not self._exposes_step:
+            # Stepped params keep their count (SGD: whether its momentum buffer is filled).
+            for i in exposed:
+                steps[i] = self._steps[i]
+        # Params never stepped keep the arrays made for them, unused so far.
+        for i in range(n):
+            if i not in self.state:
+                entries[i] = dict(self._param_states[i]._entries)
+        return entries, steps, sorted(exposed)
 
     def _checked_state(self, i: int, state: Mapping[str, Any], param: np.ndarray,
                        where: str, writable: bool = True) -> dict[str, Any]:
@@ -212,74 +458,6 @@ class Optimizer:
                                  f"has shape {param.shape}")
             checked[key] = value
         return checked
-
-    def step(self, grads, check_finite: bool = False) -> None:
-        """Update every param in place from its gradient.
-
-        ``grads`` is a list aligned with :attr:`params` (a bare array is accepted when there
-        is one param); an entry ``None`` leaves that param and its state untouched, as a
-        missing ``.grad`` does in torch. With ``check_finite=True`` a gradient holding NaN or
-        infinity raises ValueError.
-
-        A step is all or nothing: every check runs before any memory is written, and a
-        failing check raises TypeError or ValueError leaving every param and every state
-        array exactly as it was.
-        """
-        check_finite = check_bool(check_finite, "check_finite")
-        grads = self._checked_grads(grads)
-        if check_finite:
-            present = [i for i, g in enumerate(grads) if g is not None]
-            bad = self._backend.first_nonfinite([grads[i] for i in present])
-            if bad >= 0:
-                raise ValueError(f"grads[{present[bad]}] holds NaN or infinity "
-                                 "(check_finite=True); nothing was updated")
-        step = self._step_count + 1
-        work = []
-        # Memory this step writes: every param, and the state arrays of the params it steps.
-        written = list(self._params)
-        names = [f"params[{i}]" for i in range(len(self._params))]
-        for gi, indices in enumerate(self._group_indices):
-            options = self._resolved_options(gi, step)
-            live = [i for i in indices if grads[i] is not None]
-            states, created = [], []
-            for i in live:
-                param = self._params[i]
-                state = self._checked_state(i, self.state.get(i, {}), param, f"state[{i}]")
-                for key, value in state.items():
-                    if isinstance(value, np.ndarray):
-                        written.append(value)
-                        names.append(f"state[{i}][{key!r}]")
-                new = self._next_state(options, param, state)
-                states.append({**state, **new})
-                created.append(new.keys())
-            work.append((options, live, states, created))
-        self._check_no_aliasing(grads, written, names)
-        # Every check passed and every new state array exists: from here nothing can fail.
-        for options, live, states, created in work:
-            if live:
-                self._update(options, [self._params[i] for i in live], [grads[i] for i in live],
-                             states, created)
-                for i, state in zip(live, states):
-                    self.state[i] = state
-        self._step_count = step
-
-    def _next_state(self, options: dict[str, Any], param: np.ndarray,
-                    state: dict[str, Any]) -> dict[str, Any]:
-        """State entries to create or replace before this step of ``param`` (subclasses)."""
-        raise NotImplementedError
-
-    def _update(self, options, params, grads, states, created) -> None:
-        """Run the backend's kernel over one group's params (subclasses)."""
-        raise NotImplementedError
-
-    @staticmethod
-    def _buckets(keys: Sequence[Any]):
-        """(key, positions) for each distinct key, in order of first appearance: tensors that
-        share a key (a step count, a fresh buffer) go to the kernel in one call."""
-        buckets: dict[Any, list[int]] = {}
-        for position, key in enumerate(keys):
-            buckets.setdefault(key, []).append(position)
-        return buckets.items()
 
     @property
     def step_count(self) -> int:
@@ -364,10 +542,26 @@ class Optimizer:
                 or step_count < 0:
             raise ValueError(f"state_dict['step_count'] must be a whole number >= 0, "
                              f"got {step_count!r}")
-        # Every check passed: commit.
+        # Every check passed: commit. The next step checks the result once more and binds
+        # the new arrays (creating the ones the loaded state lacks).
         for group, options in zip(self.param_groups, new_options):
             group.update(options)
-        self.state = new_state
+        dict.clear(self.state)
+        for i, entries in sorted(new_state.items()):
+            ps = ParamState(self, i)
+            ps._entries = {k: v for k, v in entries.items() if k != "step"}
+            if self._exposes_step:
+                ps._entries["step"] = entries.get("step", 0)
+            self._param_states[i] = ps
+            dict.__setitem__(self.state, i, ps)
+        for i in range(len(self._params)):
+            if i not in new_state:
+                self._param_states[i] = ParamState(self, i)
+        if not self._exposes_step:
+            # Without a count of its own (SGD), a param's state is ready exactly when loaded.
+            self._steps = np.array([i in new_state for i in range(len(self._params))],
+                                   dtype=np.int64)
+        self._state_edited = True
         self._step_count = int(step_count)
 
     def __repr__(self) -> str:

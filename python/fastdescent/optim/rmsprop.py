@@ -62,6 +62,7 @@ class RMSprop(Optimizer):
     array([ 0.9684, -1.9684])
     """
 
+    _kind = "rmsprop"
     _state_keys = ("step", "square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
@@ -77,23 +78,10 @@ class RMSprop(Optimizer):
         options["momentum"] = check_range(options["momentum"], name("momentum"), 0)
         options["centered"] = check_bool(options["centered"], name("centered"))
 
-    def _next_state(self, options, param, state):
-        new = {"step": state.get("step", 0) + 1}
-        needed = ["square_avg"]
-        if options["momentum"] > 0:
-            needed.append("momentum_buffer")
-        if options["centered"]:
-            needed.append("grad_avg")
-        for key in needed:
-            if key not in state:
-                new[key] = np.zeros_like(param)
-        return new
+    def _needed_state(self, options):
+        return (("square_avg",) + (("grad_avg",) if options["centered"] else ())
+                + (("momentum_buffer",) if options["momentum"] > 0 else ()))
 
-    def _update(self, options, params, grads, states, created):
-        o = options
-        self._backend.rmsprop_step(
-            params, grads, [s["square_avg"] for s in states],
-            [s["grad_avg"] for s in states] if o["centered"] else None,
-            [s["momentum_buffer"] for s in states] if o["momentum"] > 0 else None,
-            o["lr"], o["alpha"], o["eps"], o["weight_decay"], o["momentum"], o["centered"],
-            o["maximize"])
+    def _kernel_options(self, options):
+        return {k: options[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum",
+                                        "centered", "maximize")}

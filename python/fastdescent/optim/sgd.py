@@ -64,6 +64,7 @@ class SGD(Optimizer):
     array([ 0.8, -1.6])
     """
 
+    _kind = "sgd"
     _state_keys = ("momentum_buffer",)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
@@ -82,20 +83,13 @@ class SGD(Optimizer):
                              f"got momentum={options['momentum']}, "
                              f"dampening={options['dampening']}")
 
-    def _next_state(self, options, param, state):
-        if options["momentum"] != 0 and "momentum_buffer" not in state:
-            # Filled with the first gradient by the kernel (first_step=True).
-            return {"momentum_buffer": np.empty_like(param)}
-        return {}
+    def _needed_state(self, options):
+        return ("momentum_buffer",) if options["momentum"] != 0 else ()
 
-    def _update(self, options, params, grads, states, created):
-        o = options
-        if o["momentum"] == 0:
-            self._backend.sgd_step(params, grads, None, o["lr"], 0.0, o["dampening"],
-                                   o["weight_decay"], o["nesterov"], o["maximize"], False)
-            return
-        for first_step, at in self._buckets(["momentum_buffer" in c for c in created]):
-            self._backend.sgd_step([params[k] for k in at], [grads[k] for k in at],
-                                   [states[k]["momentum_buffer"] for k in at],
-                                   o["lr"], o["momentum"], o["dampening"], o["weight_decay"],
-                                   o["nesterov"], o["maximize"], first_step)
+    def _state_created(self, i, key):
+        # A new buffer is filled with the param's next gradient (the kernel's first step).
+        self._steps[i] = 0
+
+    def _kernel_options(self, options):
+        return {k: options[k] for k in ("lr", "momentum", "dampening", "weight_decay",
+                                        "nesterov", "maximize")}

@@ -1,0 +1,432 @@
+// Step plans: an optimizer's tensors (params and state arrays) bound once, so that a step
+// is one call from Python that checks the gradients and runs every group's kernel over
+// every tensor in one pass. The plan knows the arrays and the options of each group, not
+// the math: the kernels do that.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <fastdescent/kernel_table.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "register.hpp"
+#include "tensor_list.hpp"
+
+namespace fastdescent::bindings {
+
+namespace {
+
+// What differs between optimizers, as seen by a plan: the state columns, the kernel, and
+// how the per-tensor step number enters the options.
+struct SGDTraits {
+  using Options = SGDOptions;
+  static constexpr const char* columns[] = {"momentum_buffer"};
+  template <class T>
+  static auto kernel(const KernelSet<T>& set) { return set.sgd; }
+  static std::int64_t step_key(std::int64_t step) { return step == 1 ? 1 : 2; }
+  static void set_step(Options& o, std::int64_t step) { o.first_step = step == 1; }
+  static bool requires_column(const Options& o, int) { return o.momentum != 0; }
+  static void set_lr(Options& o, double lr) { o.lr = lr; }
+};
+
+struct AdagradTraits {
+  using Options = AdagradOptions;
+  static constexpr const char* columns[] = {"sum"};
+  template <class T>
+  static auto kernel(const KernelSet<T>& set) { return set.adagrad; }
+  static std::int64_t step_key(std::int64_t step) { return step; }
+  static void set_step(Options& o, std::int64_t step) { o.step = step; }
+  static bool requires_column(const Options&, int) { return true; }
+  static void set_lr(Options& o, double lr) { o.lr = lr; }
+};
+
+struct RMSpropTraits {
+  using Options = RMSpropOptions;
+  static constexpr const char* columns[] = {"square_avg", "grad_avg", "momentum_buffer"};
+  template <class T>
+  static auto kernel(const KernelSet<T>& set) { return set.rmsprop; }
+  static std::int64_t step_key(std::int64_t) { return 0; }
+  static void set_step(Options&, std::int64_t) {}
+  static bool requires_column(const Options& o, int column) {
+    return column == 0 || (column == 1 && o.centered) || (column == 2 && o.momentum > 0);
+  }
+  static void set_lr(Options& o, double lr) { o.lr = lr; }
+};
+
+struct AdamTraits {
+  using Options = AdamOptions;
+  static constexpr const char* columns[] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  template <class T>
+  static auto kernel(const KernelSet<T>& set) { return set.adam; }
+  static std::int64_t step_key(std::int64_t step) { return step; }
+  static void set_step(Options& o, std::int64_t step) { o.step = step; }
+  static bool requires_column(const Options& o, int column) { return column < 2 || o.amsgrad; }
+  static void set_lr(Options& o, double lr) { o.lr = lr; }
+};
+
+DType dtype_of(const py::array& a) {
+  return a.dtype().equal(py::dtype::of<float>()) ? DType::float32 : DType::float64;
+}
+
+bool is_float_array(const py::array& a) {
+  const py::dtype dtype = a.dtype();
+  return dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>());
+}
+
+std::string type_name(py::handle object) {
+  return py::str(py::type::handle_of(object).attr("__name__"));
+}
+
+std::string index_name(const char* what, std::size_t i) {
+  return std::string(what) + "[" + std::to_string(i) + "]";
+}
+
+bool host_is_big_endian() {
+  const std::uint16_t one = 1;
+  return *reinterpret_cast<const unsigned char*>(&one) == 0;
+}
+
+struct Span {
+  std::uintptr_t begin, end;
+  std::size_t tensor;
+  int column;  // -1 for the param, else a state column
+};
+
+template <class Traits>
+class StepPlan {
+ public:
+  using Options = typename Traits::Options;
+  static constexpr int kColumns = static_cast<int>(std::size(Traits::columns));
+
+  StepPlan(py::sequence params, py::sequence state, py::sequence groups,
+           py::array_t<std::int64_t, py::array::c_style> steps, std::size_t group_count)
+      : steps_array_(std::move(steps)) {
+    const std::size_t n = params.size();
+    if (state.size() != static_cast<std::size_t>(kColumns)) {
+      throw py::value_error("state must hold " + std::to_string(kColumns) + " columns");
+    }
+    if (groups.size() != n || static_cast<std::size_t>(steps_array_.size()) != n) {
+      throw py::value_error("groups and steps must have one entry per param");
+    }
+    if (!steps_array_.writeable()) throw py::value_error("steps must be writable");
+    steps_ = steps_array_.mutable_data();
+    group_options_.resize(group_count);
+    group_configured_.assign(group_count, false);
+    tensors_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      Tensor& t = tensors_[i];
+      py::object item = params[i];
+      if (!py::isinstance<py::array>(item)) throw py::type_error(index_name("params", i) + " must be a numpy.ndarray");
+      t.param = py::reinterpret_borrow<py::array>(item);
+      check_bound(t.param, index_name("params", i));
+      t.param_data = t.param.mutable_data();
+      t.dtype = dtype_of(t.param);
+      t.size = static_cast<std::int64_t>(t.param.size());
+      t.group = py::cast<std::size_t>(groups[i]);
+      if (t.group >= group_count) throw py::value_error(index_name("groups", i) + " is out of range");
+      add_span(t.param, i, -1);
+    }
+    for (int c = 0; c < kColumns; ++c) {
+      py::object column = state[c];
+      if (column.is_none()) continue;
+      py::sequence arrays = py::reinterpret_borrow<py::sequence>(column);
+      if (arrays.size() != n) throw py::value_error(std::string("state column ") + Traits::columns[c] + " must have one entry per param");
+      for (std::size_t i = 0; i < n; ++i) {
+        py::object item = arrays[i];
+        if (item.is_none()) continue;
+        const std::string name = state_name(i, c);
+        if (!py::isinstance<py::array>(item)) throw py::type_error(name + " must be a numpy.ndarray");
+        py::array array = py::reinterpret_borrow<py::array>(item);
+        check_bound(array, name);
+        if (dtype_of(array) != tensors_[i].dtype || array.size() != tensors_[i].size) {
+          throw py::value_error(name + " must match params[" + std::to_string(i) + "] in dtype and size");
+        }
+        add_span(array, i, c);
+        tensors_[i].state_data[c] = array.mutable_data();
+        tensors_[i].state[c] = std::move(array);
+      }
+    }
+    std::sort(spans_.begin(), spans_.end(),
+              [](const Span& a, const Span& b) { return a.begin < b.begin; });
+    for (std::size_t k = 1; k < spans_.size(); ++k) {
+      if (spans_[k].begin < spans_[k - 1].end) {
+        throw py::value_error(describe(spans_[k]) + " shares memory with " + describe(spans_[k - 1]));
+      }
+    }
+  }
+
+  void set_group(std::size_t group, const Options& options) {
+    check_group(group);
+    group_options_[group] = options;
+    group_configured_[group] = true;
+  }
+
+  void set_lr(std::size_t group, double lr) {
+    check_group(group);
+    Traits::set_lr(group_options_[group], lr);
+  }
+
+  // Checks everything, then updates every param whose grad is not None; all or nothing.
+  void step(py::handle grads, bool check_finite) {
+    struct Busy {
+      std::atomic<bool>& flag;
+      explicit Busy(std::atomic<bool>& f) : flag(f) {
+        if (flag.exchange(true)) {
+          throw std::runtime_error("step() is already running on this optimizer in another thread");
+        }
+      }
+      ~Busy() { flag.store(false); }
+    } busy(busy_);
+
+    if (!PyList_Check(grads.ptr()) && !PyTuple_Check(grads.ptr())) {
+      throw py::type_error("grads must be a list or tuple of arrays aligned with params, got " + type_name(grads));
+    }
+    const std::size_t n = static_cast<std::size_t>(PySequence_Fast_GET_SIZE(grads.ptr()));
+    PyObject** items = PySequence_Fast_ITEMS(grads.ptr());
+    if (n != tensors_.size()) {
+      throw py::value_error("grads has " + std::to_string(n) + " entries but the optimizer has " + std::to_string(tensors_.size()) + " params");
+    }
+    for (std::size_t g = 0; g < group_configured_.size(); ++g) {
+      if (!group_configured_[g]) throw std::logic_error("plan group " + std::to_string(g) + " has no options");
+    }
+    f32_.clear();
+    f64_.clear();
+    rows32_.clear();
+    rows64_.clear();
+    options_.clear();
+    keys_.clear();
+    for (std::size_t i = 0; i < n; ++i) {
+      Tensor& t = tensors_[i];
+      if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
+      for (int c = 0; c < kColumns; ++c) {
+        if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
+      }
+      PyObject* grad = items[i];
+      if (grad == Py_None) continue;
+      const void* grad_data = checked_grad(grad, t, i);
+      const Options& group = group_options_[t.group];
+      for (int c = 0; c < kColumns; ++c) {
+        if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
+      }
+      const std::uint32_t options = options_index(t.group, steps_[i] + 1);
+      if (t.dtype == DType::float32) {
+        f32_.push_back(slot<float>(t, grad_data, options));
+        rows32_.push_back(i);
+      } else {
+        f64_.push_back(slot<double>(t, grad_data, options));
+        rows64_.push_back(i);
+      }
+    }
+    const int threads = max_threads();
+    if (check_finite) {
+      std::int64_t bad32, bad64;
+      {
+        py::gil_scoped_release release;
+        // first_nonfinite reads data[0]; point it at each grad for the scan.
+        bad32 = first_nonfinite_grad(f32_);
+        bad64 = first_nonfinite_grad(f64_);
+      }
+      const std::int64_t a = bad32 < 0 ? -1 : std::int64_t(rows32_[bad32]);
+      const std::int64_t b = bad64 < 0 ? -1 : std::int64_t(rows64_[bad64]);
+      const std::int64_t bad = a < 0 ? b : (b < 0 ? a : std::min(a, b));
+      if (bad >= 0) {
+        throw py::value_error(index_name("grads", std::size_t(bad)) + " holds NaN or infinity (check_finite=True); nothing was updated");
+      }
+    }
+    {
+      py::gil_scoped_release release;
+      if (!f32_.empty()) Traits::kernel(active_set<float>())(options_.data(), options_.size(), f32_.data(), f32_.size(), threads);
+      if (!f64_.empty()) Traits::kernel(active_set<double>())(options_.data(), options_.size(), f64_.data(), f64_.size(), threads);
+    }
+    for (std::size_t i : rows32_) ++steps_[i];
+    for (std::size_t i : rows64_) ++steps_[i];
+  }
+
+  std::size_t size() const { return tensors_.size(); }
+
+ private:
+  struct Tensor {
+    py::array param;
+    py::object state[kColumns];  // a null handle where the param has no such array
+    void* param_data = nullptr;
+    void* state_data[kColumns] = {};
+    DType dtype = DType::float32;
+    std::int64_t size = 0;
+    std::size_t group = 0;
+  };
+
+  static std::string state_name(std::size_t i, int c) {
+    return "state[" + std::to_string(i) + "]['" + Traits::columns[c] + "']";
+  }
+
+  std::string describe(const Span& span) const {
+    return span.column < 0 ? index_name("params", span.tensor) : state_name(span.tensor, span.column);
+  }
+
+  static void check_bound(const py::array& a, const std::string& name) {
+    if (!is_float_array(a)) throw py::type_error(name + " must have dtype float32 or float64 in native byte order");
+    if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous");
+    if (!a.writeable()) throw py::value_error(name + " must be writable (it is updated in place)");
+  }
+
+  void add_span(const py::array& a, std::size_t tensor, int column) {
+    if (a.nbytes() == 0) return;
+    const auto begin = reinterpret_cast<std::uintptr_t>(a.data());
+    spans_.push_back({begin, begin + static_cast<std::uintptr_t>(a.nbytes()), tensor, column});
+  }
+
+  void check_group(std::size_t group) const {
+    if (group >= group_options_.size()) throw py::value_error("group " + std::to_string(group) + " is out of range");
+  }
+
+  static bool writable(PyObject* array) {
+    return (py::detail::array_proxy(array)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+  }
+
+  // The gradient's data, after checking it matches the param (raw NumPy fields: this runs
+  // once per tensor per step).
+  const void* checked_grad(PyObject* object, const Tensor& t, std::size_t i) const {
+    const py::handle handle(object);
+    if (!py::isinstance<py::array>(handle)) {
+      throw py::type_error(index_name("grads", i) + " must be a numpy.ndarray, got " + type_name(handle));
+    }
+    const auto* grad = py::detail::array_proxy(object);
+    const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
+    const bool native = descr->byteorder != (host_is_big_endian() ? '<' : '>');
+    const bool f32 = descr->type_num == py::detail::npy_api::NPY_FLOAT_;
+    const bool f64 = descr->type_num == py::detail::npy_api::NPY_DOUBLE_;
+    if (!native || (!f32 && !f64)) {
+      throw py::type_error(index_name("grads", i) + " must have dtype float32 or float64 in native byte order, got " + std::string(py::str(handle.attr("dtype"))));
+    }
+    if ((f32 ? DType::float32 : DType::float64) != t.dtype) {
+      throw py::type_error(index_name("grads", i) + " has dtype " + std::string(py::str(handle.attr("dtype"))) + " but params[" + std::to_string(i) + "] has dtype " + std::string(py::str(t.param.dtype())));
+    }
+    if (!(grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
+      throw py::value_error(index_name("grads", i) + " must be C-contiguous (use numpy.ascontiguousarray)");
+    }
+    const auto* param = py::detail::array_proxy(t.param.ptr());
+    bool same_shape = grad->nd == param->nd;
+    for (int d = 0; same_shape && d < grad->nd; ++d) same_shape = grad->dimensions[d] == param->dimensions[d];
+    if (!same_shape) {
+      throw py::value_error(index_name("grads", i) + " has shape " + std::string(py::str(handle.attr("shape"))) + " but params[" + std::to_string(i) + "] has shape " + std::string(py::str(t.param.attr("shape"))));
+    }
+    if (t.size == 0) return grad->data;
+    const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
+    const auto end = begin + static_cast<std::uintptr_t>(t.size) * (f32 ? sizeof(float) : sizeof(double));
+    // Spans are disjoint and sorted, so only the last one starting before `end` can overlap.
+    auto after = std::lower_bound(spans_.begin(), spans_.end(), end, [](const Span& s, std::uintptr_t e) { return s.begin < e; });
+    if (after != spans_.begin()) {
+      const Span& span = *(after - 1);
+      if (span.end > begin) {
+        if (span.column < 0) {
+          throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span) + ": a gradient must be a separate array");
+        }
+        throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span));
+      }
+    }
+    return grad->data;
+  }
+
+  std::uint32_t options_index(std::size_t group, std::int64_t step) {
+    const std::int64_t key = Traits::step_key(step);
+    if (!keys_.empty() && keys_[last_].first == group && keys_[last_].second == key) return static_cast<std::uint32_t>(last_);
+    for (std::size_t k = 0; k < keys_.size(); ++k) {
+      if (keys_[k].first == group && keys_[k].second == key) {
+        last_ = k;
+        return static_cast<std::uint32_t>(k);
+      }
+    }
+    Options options = group_options_[group];
+    Traits::set_step(options, step);
+    options_.push_back(options);
+    keys_.emplace_back(group, key);
+    last_ = keys_.size() - 1;
+    return static_cast<std::uint32_t>(last_);
+  }
+
+  template <class T>
+  static Slot<T> slot(const Tensor& t, const void* grad, std::uint32_t options) {
+    Slot<T> s{t.size, options, {}};
+    s.data[0] = static_cast<T*>(t.param_data);
+    s.data[1] = static_cast<T*>(const_cast<void*>(grad));
+    for (int c = 0; c < kColumns; ++c) s.data[2 + c] = static_cast<T*>(t.state_data[c]);
+    return s;
+  }
+
+  template <class T>
+  static std::int64_t first_nonfinite_grad(const std::vector<Slot<T>>& slots) {
+    std::vector<Slot<T>> grads(slots);
+    for (Slot<T>& s : grads) s.data[0] = s.data[1];
+    return active_set<T>().first_nonfinite(grads.data(), grads.size());
+  }
+
+  std::vector<Tensor> tensors_;
+  std::vector<Options> group_options_;
+  std::vector<bool> group_configured_;
+  py::array_t<std::int64_t, py::array::c_style> steps_array_;
+  std::int64_t* steps_ = nullptr;
+  std::vector<Span> spans_;
+  std::atomic<bool> busy_{false};
+  // Scratch of step(), kept to avoid allocating every step.
+  std::vector<Slot<float>> f32_;
+  std::vector<Slot<double>> f64_;
+  std::vector<std::size_t> rows32_, rows64_;
+  std::vector<Options> options_;
+  std::vector<std::pair<std::size_t, std::int64_t>> keys_;
+  std::size_t last_ = 0;
+};
+
+template <class Traits, class SetGroup>
+void bind_plan(py::module_& m, const char* name, SetGroup set_group, const char* doc) {
+  using namespace pybind11::literals;
+  using Plan = StepPlan<Traits>;
+  py::class_<Plan> cls(m, name, doc);
+  cls.def(py::init<py::sequence, py::sequence, py::sequence,
+                   py::array_t<std::int64_t, py::array::c_style>, std::size_t>(),
+          "params"_a, "state"_a, "groups"_a, "steps"_a, "group_count"_a);
+  set_group(cls);
+  cls.def("set_lr", &Plan::set_lr, "group"_a, "lr"_a);
+  cls.def("step", &Plan::step, "grads"_a, "check_finite"_a = false);
+  cls.def("__len__", &Plan::size);
+  py::list columns;
+  for (const char* column : Traits::columns) columns.append(column);
+  cls.attr("columns") = py::tuple(columns);
+}
+
+}  // namespace
+
+void register_plans(py::module_& m) {
+  using namespace pybind11::literals;
+  bind_plan<SGDTraits>(m, "SGDPlan", [](auto& cls) {
+    using Plan = StepPlan<SGDTraits>;
+    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double momentum, double dampening, double weight_decay, bool nesterov, bool maximize) {
+      plan.set_group(group, SGDOptions{lr, momentum, dampening, weight_decay, nesterov, maximize, false});
+    }, "group"_a, "lr"_a, "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a);
+  }, "SGD over bound tensors: state column momentum_buffer.");
+  bind_plan<AdagradTraits>(m, "AdagradPlan", [](auto& cls) {
+    using Plan = StepPlan<AdagradTraits>;
+    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double lr_decay, double weight_decay, double eps, bool maximize) {
+      plan.set_group(group, AdagradOptions{lr, lr_decay, weight_decay, eps, maximize, 1});
+    }, "group"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a);
+  }, "Adagrad over bound tensors: state column sum.");
+  bind_plan<RMSpropTraits>(m, "RMSpropPlan", [](auto& cls) {
+    using Plan = StepPlan<RMSpropTraits>;
+    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double alpha, double eps, double weight_decay, double momentum, bool centered, bool maximize) {
+      plan.set_group(group, RMSpropOptions{lr, alpha, eps, weight_decay, momentum, centered, maximize});
+    }, "group"_a, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a, "centered"_a, "maximize"_a);
+  }, "RMSprop over bound tensors: state columns square_avg, grad_avg, momentum_buffer.");
+  bind_plan<AdamTraits>(m, "AdamPlan", [](auto& cls) {
+    using Plan = StepPlan<AdamTraits>;
+    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad, bool maximize) {
+      plan.set_group(group, AdamOptions{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize, 1});
+    }, "group"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a, "decoupled_weight_decay"_a, "amsgrad"_a, "maximize"_a);
+  }, "Adam / AdamW over bound tensors: state columns exp_avg, exp_avg_sq, max_exp_avg_sq.");
+}
+
+}  // namespace fastdescent::bindings

@@ -1,0 +1,130 @@
+"""Step plans: an optimizer's tensors bound once, stepped by one call.
+
+A plan holds the params, the state arrays (one column per state name), the group of each
+param and each param's step count (an int64 array the plan increments). Its ``step(grads,
+check_finite)`` checks the gradients against the bound tensors and runs the backend's kernel
+over every tensor of every group; all or nothing. The compiled backend has its own plans
+(``fastdescent._core.AdamPlan`` and the rest: one crossing into C++ per step); this module's
+:class:`ListPlan` gives every other backend the same interface on top of its list kernels.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .._validation import MemoryIndex, check_array
+
+#: per optimizer kind: the state columns (kernel argument order) and the keyword that
+#: carries the step number into the kernel, if any
+KINDS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "sgd": (("momentum_buffer",), "first_step"),
+    "adagrad": (("sum",), "step"),
+    "rmsprop": (("square_avg", "grad_avg", "momentum_buffer"), None),
+    "adam": (("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), "step"),
+}
+
+
+def make_plan(backend: ModuleType, kind: str, params, state, groups, steps, group_count):
+    """The backend's own plan for ``kind`` when it has one, else a :class:`ListPlan`."""
+    native = getattr(backend, "PLANS", {}).get(kind)
+    if native is not None:
+        return native(params, state, groups, steps, group_count)
+    return ListPlan(backend, kind, params, state, groups, steps, group_count)
+
+
+class ListPlan:
+    """A plan over a backend's list kernels (``sgd_step``, ``adam_step``, ...): one kernel
+    call per group and step count. Checks and messages are those of the compiled plans."""
+
+    def __init__(self, backend: ModuleType, kind: str, params, state, groups, steps,
+                 group_count: int):
+        self.columns, self._step_argument = KINDS[kind]
+        self._kernel = getattr(backend, f"{kind}_step")
+        self._first_nonfinite = backend.first_nonfinite
+        self._params = list(params)
+        self._state = [list(column) if column is not None else [None] * len(self._params)
+                       for column in state]
+        self._groups = list(groups)
+        self._steps = steps
+        self._options: list[dict[str, Any] | None] = [None] * group_count
+        written, names = list(self._params), [f"params[{i}]" for i in range(len(params))]
+        for column, arrays in zip(self.columns, self._state):
+            for i, array in enumerate(arrays):
+                if array is not None:
+                    written.append(array)
+                    names.append(f"state[{i}][{column!r}]")
+        self._written = MemoryIndex(written)
+        self._written_names = names
+        self._busy = False
+
+    def __len__(self) -> int:
+        return len(self._params)
+
+    def set_group(self, group: int, **options) -> None:
+        self._options[group] = options
+
+    def set_lr(self, group: int, lr: float) -> None:
+        self._options[group]["lr"] = lr
+
+    def step(self, grads, check_finite: bool = False) -> None:
+        if self._busy:
+            raise RuntimeError("step() is already running on this optimizer in another thread")
+        self._busy = True
+        try:
+            self._step(grads, check_finite)
+        finally:
+            self._busy = False
+
+    def _step(self, grads, check_finite: bool) -> None:
+        if not isinstance(grads, (list, tuple)):
+            raise TypeError("grads must be a list or tuple of arrays aligned with params, "
+                            f"got {type(grads).__name__}")
+        n = len(self._params)
+        if len(grads) != n:
+            raise ValueError(f"grads has {len(grads)} entries but the optimizer has {n} params")
+        live = []
+        for i, (param, grad) in enumerate(zip(self._params, grads)):
+            if not param.flags.writeable:
+                raise ValueError(f"params[{i}] must be writable (it is updated in place)")
+            for column, arrays in zip(self.columns, self._state):
+                if arrays[i] is not None and not arrays[i].flags.writeable:
+                    raise ValueError(f"state[{i}][{column!r}] must be writable")
+            if grad is None:
+                continue
+            check_array(grad, f"grads[{i}]", writable=False)
+            if grad.dtype != param.dtype:
+                raise TypeError(f"grads[{i}] has dtype {grad.dtype} but params[{i}] "
+                                f"has dtype {param.dtype}")
+            if grad.shape != param.shape:
+                raise ValueError(f"grads[{i}] has shape {grad.shape} but params[{i}] "
+                                 f"has shape {param.shape}")
+            j = self._written.overlapping(grad)
+            if j is not None:
+                suffix = ": a gradient must be a separate array" if j < n else ""
+                raise ValueError(f"grads[{i}] shares memory with {self._written_names[j]}"
+                                 + suffix)
+            live.append(i)
+        if check_finite and live:
+            bad = self._first_nonfinite([grads[i] for i in live])
+            if bad >= 0:
+                raise ValueError(f"grads[{live[bad]}] holds NaN or infinity "
+                                 "(check_finite=True); nothing was updated")
+        # Every check passed: run one kernel call per (group, step number).
+        buckets: dict[tuple[int, int], list[int]] = {}
+        for i in live:
+            buckets.setdefault((self._groups[i], int(self._steps[i]) + 1), []).append(i)
+        for (group, step), members in buckets.items():
+            options = dict(self._options[group])
+            if self._step_argument == "step":
+                options["step"] = step
+            elif self._step_argument == "first_step":
+                options["first_step"] = step == 1
+            columns = [None if all(arrays[i] is None for i in members)
+                       else [arrays[i] for i in members] for arrays in self._state]
+            self._kernel([self._params[i] for i in members], [grads[i] for i in members],
+                         *columns, **options)
+        for i in live:
+            self._steps[i] += 1
