@@ -27,17 +27,18 @@ def _key_name(where: str, key: str) -> str:
 
 
 class ParamGroup(dict):
-    """A param group: a dict that counts its changes, so a step re-checks its options only
-    after they were edited (``group["lr"] = 0.01`` works as in torch.optim)."""
+    """A param group: a dict that tells its optimizer when it changes, so a step re-checks
+    the options only after they were edited (``group["lr"] = 0.01`` works as in
+    torch.optim)."""
 
-    __slots__ = ("version",)
+    __slots__ = ("_owner",)
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, owner: Optimizer, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.version = 0
+        self._owner = owner
 
     def _changed(self):
-        self.version += 1
+        self._owner._edited = True
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
@@ -76,6 +77,68 @@ class ParamGroup(dict):
         return result
 
 
+class GroupList(list):
+    """``optimizer.param_groups``: a list that tells its optimizer when it changes."""
+
+    def _changed(self):
+        self._owner._edited = True
+
+    def __init__(self, owner: Optimizer):
+        super().__init__()
+        self._owner = owner
+
+    def __setitem__(self, index, value):
+        super().__setitem__(index, value)
+        self._changed()
+
+    def __delitem__(self, index):
+        super().__delitem__(index)
+        self._changed()
+
+    def __iadd__(self, other):
+        result = super().__iadd__(other)
+        self._changed()
+        return result
+
+    def __imul__(self, other):
+        result = super().__imul__(other)
+        self._changed()
+        return result
+
+    def append(self, value):
+        super().append(value)
+        self._changed()
+
+    def extend(self, values):
+        super().extend(values)
+        self._changed()
+
+    def insert(self, index, value):
+        super().insert(index, value)
+        self._changed()
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        self._changed()
+        return value
+
+    def remove(self, value):
+        super().remove(value)
+        self._changed()
+
+    def clear(self):
+        super().clear()
+        self._changed()
+
+    def reverse(self):
+        super().reverse()
+        self._changed()
+
+    def sort(self, *args, **kwargs):
+        super().sort(*args, **kwargs)
+        self._changed()
+
+
 class ParamState(MutableMapping):
     """The state of one param: its state arrays by name, and ``"step"`` (read from the
     optimizer's step counts). Arrays are the live ones the kernels update; assigning or
@@ -98,13 +161,13 @@ class ParamState(MutableMapping):
 
     def __setitem__(self, key, value):
         self._entries[key] = value
-        self._owner._state_edited = True
+        self._owner._edited = True
 
     def __delitem__(self, key):
         if key == "step" and self._has_step() and "step" not in self._entries:
             raise KeyError("'step' cannot be deleted; load a state dict to reset it")
         del self._entries[key]
-        self._owner._state_edited = True
+        self._owner._edited = True
 
     def __iter__(self) -> Iterator[str]:
         if self._has_step() and "step" not in self._entries:
@@ -130,11 +193,11 @@ class StateDict(dict):
 
     def __setitem__(self, key, value):
         super().__setitem__(key, value)
-        self._owner._state_edited = True
+        self._owner._edited = True
 
     def __delitem__(self, key):
         super().__delitem__(key)
-        self._owner._state_edited = True
+        self._owner._edited = True
 
 
 class Optimizer:
@@ -158,19 +221,20 @@ class Optimizer:
         self._columns = KINDS[self._kind][0]
         self._exposes_step = "step" in self._state_keys
         self.defaults = self._checked_options(dict(defaults), "")
-        self.param_groups: list[ParamGroup] = []
+        self._param_groups: list[ParamGroup] = GroupList(self)
         self._params: list[np.ndarray] = []
         self._group_indices: list[list[int]] = []
         self._param_states: list[ParamState] = []
         self._steps = np.zeros(0, dtype=np.int64)
         self._step_count = 0
         self._plan = None
-        self._group_versions: list[int] = []
         self._group_options: list[dict[str, Any]] = []
         self._schedules: list[tuple[int, Callable[[int], float]]] = []
-        self._state_edited = False
+        # Set by anything the user may change (groups, options, state): the next step checks
+        # it all again before it runs.
+        self._edited = True
         self._unexposed = 0  # params stepped or not, missing from self.state
-        self.state = StateDict(self)
+        self._state = StateDict(self)
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
@@ -187,9 +251,34 @@ class Optimizer:
         for group in groups:
             self._append_group(group)
         self._check_no_overlap()
-        self._state_edited = False
 
     # ----------------------------------------------------------------------------- groups
+
+    @property
+    def param_groups(self) -> list[ParamGroup]:
+        """The param groups: each a dict of the group's params (``"params"``) and options.
+        Options may be edited between steps (checked at the next step); params may not."""
+        return self._param_groups
+
+    @param_groups.setter
+    def param_groups(self, groups) -> None:
+        replacement = GroupList(self)
+        list.extend(replacement, groups)
+        self._param_groups = replacement
+        self._edited = True
+
+    @property
+    def state(self) -> dict[int, ParamState]:
+        """Per-param state of the params stepped so far: ``{index: {"step": n, name: array}}``.
+        The arrays are the live ones; entries may be replaced (checked at the next step)."""
+        return self._state
+
+    @state.setter
+    def state(self, state) -> None:
+        replacement = StateDict(self)
+        dict.update(replacement, state)
+        self._state = replacement
+        self._edited = True
 
     @property
     def backend(self) -> str:
@@ -214,7 +303,7 @@ class Optimizer:
             del self._group_indices[n_groups:], self._param_states[n_params:]
             self._steps = self._steps[:n_params].copy()
             raise
-        self._plan = None
+        self._edited = True
 
     def _append_group(self, group: Mapping[str, Any]) -> None:
         gi = len(self.param_groups)
@@ -242,8 +331,7 @@ class Optimizer:
                                   for i in range(first, first + len(checked)))
         self._steps = np.concatenate([self._steps, np.zeros(len(checked), np.int64)])
         self._unexposed += len(checked)
-        self.param_groups.append(ParamGroup({"params": checked, **options}))
-        self._group_versions.append(-1)  # checked again, and sent to the plan, at the next step
+        self.param_groups.append(ParamGroup(self, {"params": checked, **options}))
         self._group_options.append(options)
 
     def _check_no_overlap(self) -> None:
@@ -306,7 +394,7 @@ class Optimizer:
                                 "with params; a bare array is accepted only when there is "
                                 "one param")
             grads = [grads]
-        if self._plan is None or self._state_edited or self._groups_edited():
+        if self._edited:
             self._sync()
         step = self._step_count + 1
         plan = self._plan
@@ -320,15 +408,6 @@ class Optimizer:
         self._step_count = step
         if self._unexposed:
             self._expose_state()
-
-    def _groups_edited(self) -> bool:
-        groups = self.param_groups
-        if len(groups) != len(self._group_versions):
-            return True
-        for group, version in zip(groups, self._group_versions):
-            if type(group) is not ParamGroup or group.version != version:
-                return True
-        return False
 
     def _expose_state(self) -> None:
         """Put the params stepped for the first time into :attr:`state`."""
@@ -399,12 +478,13 @@ class Optimizer:
         for i in exposed:
             dict.__setitem__(self.state, i, self._param_states[i])
         self._unexposed = len(self._params) - len(exposed)
+        for gi, group in enumerate(self.param_groups):
+            if not isinstance(group, ParamGroup) or group._owner is not self:
+                list.__setitem__(self.param_groups, gi, ParamGroup(self, group))
         self._group_options = options
-        self._group_versions = [g.version if type(g) is ParamGroup else -1
-                                for g in self.param_groups]
         self._schedules = schedules
         self._plan = plan
-        self._state_edited = False
+        self._edited = False
 
     def _checked_user_state(self):
         """The state arrays and step counts as :attr:`state` now says, checked: (arrays per
@@ -561,7 +641,7 @@ class Optimizer:
             # Without a count of its own (SGD), a param's state is ready exactly when loaded.
             self._steps = np.array([i in new_state for i in range(len(self._params))],
                                    dtype=np.int64)
-        self._state_edited = True
+        self._edited = True
         self._step_count = int(step_count)
 
     def __repr__(self) -> str:
