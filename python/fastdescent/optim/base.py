@@ -507,10 +507,7 @@ class Optimizer:
             # Stepped params keep their count (SGD: whether its momentum buffer is filled).
             for i in exposed:
                 steps[i] = self._steps[i]
-        # Params never stepped keep the arrays made for them, unused so far.
-        for i in range(n):
-            if i not in self.state:
-                entries[i] = dict(self._param_states[i]._entries)
+        # A param missing from the state starts afresh: the caller creates its arrays.
         return entries, steps, sorted(exposed)
 
     def _checked_state(self, i: int, state: Mapping[str, Any], param: np.ndarray,
