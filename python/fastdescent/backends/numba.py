@@ -6,16 +6,17 @@ when numba is not installed (or does not import); nothing else in fastdescent im
 
 How the kernels are put together, mirroring ``cpp/include/fastdescent``:
 
-* one per-element **rule** per optimizer (``_sgd_rule``, ...), ``rule(i, param, grad, s0, s1,
-  s2, k)``: reads and writes element ``i`` of its arrays and nothing else. ``s0..s2`` are the
-  state arrays, ``None`` where the C++ kernel gets a null pointer (no momentum buffer, not
-  centered, no AMSGrad): numba compiles a branch on ``is None`` away, so each combination
-  is its own branch-free loop. ``k`` is a tuple of the hyperparameters, already cast to the
-  array's dtype (as the C++ kernels cast them to ``T``), and of the remaining flags. The
-  rules are inlined into
-* one generic **loop** (:func:`_elementwise`), compiled twice: serial, and parallel over
-  threads (``prange``), which runs for arrays of at least :data:`PARALLEL_MIN_SIZE`
-  elements when more than one thread is allowed.
+* per optimizer, a **setup** ``setup(param, k)`` that turns the hyperparameters ``k`` (a
+  tuple of Python floats and bools) into the constants of the update, cast to the array's
+  dtype ``T`` as the C++ kernels cast them, and a per-element **rule** ``rule(i, param,
+  grad, s0, s1, s2, c)`` that reads and writes element ``i`` of its arrays and nothing
+  else. ``s0..s2`` are the state arrays, ``None`` where the C++ kernel gets a null pointer
+  (no momentum buffer, not centered, no AMSGrad): numba decides ``is None`` at compile time,
+  so each combination is its own branch-free loop;
+* one generic **loop** (:func:`_elementwise`) that runs the setup once and the rule over
+  every element, compiled twice: serial, and parallel over threads (``prange``), which runs
+  for arrays of at least :data:`PARALLEL_MIN_SIZE` elements when more than one thread is
+  allowed.
 
 Each rule does its arithmetic in the order of numpy.py and the C++ headers, without
 ``fastmath``, so that rounding agrees with torch. ``error_model="numpy"`` makes a division by
@@ -25,8 +26,8 @@ Compiled code is cached on disk (``cache=True``: next to this file, or in
 
 A call steps a list of tensors with a Python loop over them, one jitted call per tensor. Like
 the numpy backend these functions trust the optimizer layer to have validated their
-arguments, but they refuse a size, dtype or layout mismatch that would make compiled code
-read or write out of bounds.
+arguments, but they check every tensor's layout, dtype and size (compiled code would read or
+write out of bounds) before running any.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ import numpy as np
 
 try:
     import numba
-    from numba import njit, prange
-    from numba.extending import register_jitable
+    from numba import njit, prange, types
+    from numba.extending import overload, register_jitable
 except Exception as exc:  # not installed, or installed but broken (llvmlite, numpy version)
     raise ImportError(f"the numba backend needs numba (pip install fastdescent[numba]): "
                       f"{type(exc).__name__}: {exc}") from exc
@@ -57,23 +58,25 @@ _JIT = dict(cache=True, nogil=True, error_model="numpy")
 
 # --------------------------------------------------------------------------- the skeleton
 
-def _rule(function):
-    """An update rule: compiled for the argument types of the loop that calls it (so a test
-    ``state is None`` is decided at compile time), and inlined there by LLVM. Not
+def _part(function):
+    """A setup or a rule: compiled for the argument types of the loop that calls it (so a
+    test ``state is None`` is decided at compile time), and inlined there by LLVM. Not
     ``inline="always"``: numba's IR inlining would type the dead ``None`` branch too."""
     return register_jitable(function)
 
 
-def _elementwise(rule):
+def _elementwise(setup, rule):
     """The (serial, parallel) compiled loops running ``rule`` over every element."""
 
     def serial(param, grad, s0, s1, s2, k):
+        c = setup(param, k)
         for i in range(param.size):
-            rule(i, param, grad, s0, s1, s2, k)
+            rule(i, param, grad, s0, s1, s2, c)
 
     def parallel(param, grad, s0, s1, s2, k):
+        c = setup(param, k)
         for i in prange(param.size):
-            rule(i, param, grad, s0, s1, s2, k)
+            rule(i, param, grad, s0, s1, s2, c)
 
     # Named after the rule, so that each loop has cache files of its own.
     stem = rule.__name__.strip("_").replace("_rule", "")
@@ -82,7 +85,19 @@ def _elementwise(rule):
     return njit(**_JIT)(serial), njit(parallel=True, **_JIT)(parallel)
 
 
-@_rule
+def _as(array, value):
+    """``value`` cast to ``array``'s dtype: the C++ kernels' ``T(value)``."""
+    return array.dtype.type(value)
+
+
+@overload(_as)
+def _as_overload(array, value):
+    if array.dtype == types.float32:
+        return lambda array, value: np.float32(value)
+    return lambda array, value: np.float64(value)
+
+
+@_part
 def _lerp(start, end, weight, one_minus_weight):
     """torch.lerp's formula, taken from the nearer end (``one_minus_weight`` is ``1 - weight``
     computed in the array's dtype)."""
@@ -93,9 +108,16 @@ def _lerp(start, end, weight, one_minus_weight):
 
 # ------------------------------------------------------------------------------- the rules
 
-@_rule
-def _sgd_rule(i, param, grad, momentum_buffer, unused0, unused1, k):
-    grad_sign, weight_decay, momentum, grad_scale, neg_lr, decay, first_step, nesterov = k
+@_part
+def _sgd_setup(p, k):
+    lr, momentum, dampening, weight_decay, nesterov, maximize, first_step = k
+    return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, momentum),
+            _as(p, 1.0 - dampening), _as(p, -lr), weight_decay != 0, first_step, nesterov)
+
+
+@_part
+def _sgd_rule(i, param, grad, momentum_buffer, unused0, unused1, c):
+    grad_sign, weight_decay, momentum, grad_scale, neg_lr, decay, first_step, nesterov = c
     g = grad_sign * grad[i]
     if decay:
         g = g + weight_decay * param[i]
@@ -112,9 +134,16 @@ def _sgd_rule(i, param, grad, momentum_buffer, unused0, unused1, k):
     param[i] = param[i] + neg_lr * g
 
 
-@_rule
-def _adagrad_rule(i, param, grad, state_sum, unused0, unused1, k):
-    grad_sign, weight_decay, eps, neg_clr, decay = k
+@_part
+def _adagrad_setup(p, k):
+    clr, weight_decay, eps, maximize = k
+    return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, eps), _as(p, -clr),
+            weight_decay != 0)
+
+
+@_part
+def _adagrad_rule(i, param, grad, state_sum, unused0, unused1, c):
+    grad_sign, weight_decay, eps, neg_clr, decay = c
     g = grad_sign * grad[i]
     if decay:
         g = g + weight_decay * param[i]
@@ -123,10 +152,19 @@ def _adagrad_rule(i, param, grad, state_sum, unused0, unused1, k):
     param[i] = param[i] + neg_clr * g / (np.sqrt(total) + eps)
 
 
-@_rule
-def _rmsprop_rule(i, param, grad, square_avg, grad_avg, momentum_buffer, k):
+@_part
+def _rmsprop_setup(p, k):
+    lr, alpha, eps, weight_decay, momentum, maximize = k
+    one_minus_alpha = _as(p, 1.0 - alpha)
+    return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, alpha),
+            one_minus_alpha, _as(p, 1.0) - one_minus_alpha, _as(p, eps), _as(p, momentum),
+            _as(p, -lr), weight_decay != 0)
+
+
+@_part
+def _rmsprop_rule(i, param, grad, square_avg, grad_avg, momentum_buffer, c):
     grad_sign, weight_decay, alpha, one_minus_alpha, alpha_complement, eps, momentum, neg_lr, \
-        decay = k
+        decay = c
     g = grad_sign * grad[i]
     if decay:
         g = g + weight_decay * param[i]
@@ -146,11 +184,24 @@ def _rmsprop_rule(i, param, grad, square_avg, grad_avg, momentum_buffer, k):
         param[i] = param[i] + neg_lr * g / avg
 
 
-@_rule
-def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, k):
+@_part
+def _adam_setup(p, k):
+    lr, beta1, beta2, eps, weight_decay, decoupled, maximize, bias_correction1, \
+        bias_correction2 = k
+    one_minus_beta1 = _as(p, 1.0 - beta1)
+    has_decay = weight_decay != 0
+    return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay),
+            _as(p, 1.0 - lr * weight_decay), one_minus_beta1, _as(p, 1.0) - one_minus_beta1,
+            _as(p, beta2), _as(p, 1.0 - beta2), _as(p, eps), _as(p, -(lr / bias_correction1)),
+            _as(p, math.sqrt(bias_correction2)), has_decay and not decoupled,
+            has_decay and decoupled)
+
+
+@_part
+def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, c):
     grad_sign, weight_decay, param_decay, one_minus_beta1, beta1_complement, beta2, \
         one_minus_beta2, eps, neg_step_size, bias_correction2_sqrt, coupled_decay, \
-        decoupled_decay = k
+        decoupled_decay = c
     g = grad_sign * grad[i]
     p = param[i]
     if decoupled_decay:
@@ -172,10 +223,10 @@ def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, k):
     param[i] = p + neg_step_size * m / denom
 
 
-_SGD = _elementwise(_sgd_rule)
-_ADAGRAD = _elementwise(_adagrad_rule)
-_RMSPROP = _elementwise(_rmsprop_rule)
-_ADAM = _elementwise(_adam_rule)
+_SGD = _elementwise(_sgd_setup, _sgd_rule)
+_ADAGRAD = _elementwise(_adagrad_setup, _adagrad_rule)
+_RMSPROP = _elementwise(_rmsprop_setup, _rmsprop_rule)
+_ADAM = _elementwise(_adam_setup, _adam_rule)
 
 
 @njit(**_JIT)
@@ -193,15 +244,16 @@ DISPATCHERS = (*_SGD, *_ADAGRAD, *_RMSPROP, *_ADAM, _all_finite)
 
 # ------------------------------------------------------------------------ the Python side
 
-def _step(loops, function, names, rows, consts):
+def _step(loops, function, names, rows, k):
     """Run one rule's loop over each tensor: ``rows`` yields (param, grad, state arrays or
-    None), ``names`` are their arguments' names, ``consts`` the hyperparameters per dtype.
-    Every tensor is checked before the first is written: all or nothing, as in the C++."""
+    None), ``names`` are their arguments' names, ``k`` the hyperparameters. Every tensor is
+    checked before the first is written: all or nothing, as in the C++."""
     calls = []
+    parallel_sized = False
     for i, row in enumerate(rows):
         param = row[0]
         n, dtype = param.size, param.dtype
-        flat = [None, None, None, None, None]
+        flat = [None, None, None, None, None, k]
         for j, array in enumerate(row):
             if array is None:
                 continue
@@ -215,82 +267,58 @@ def _step(loops, function, names, rows, consts):
                     f"{'' if j == 1 else ', writable'} and have the dtype and size of "
                     f"params[{i}] ({dtype}, {n}), got {array.dtype}, {array.size}")
             flat[j] = array if array.ndim == 1 else array.reshape(-1)
-        flat.append(consts[dtype])
+        parallel_sized |= n >= PARALLEL_MIN_SIZE
         calls.append(flat)
-    threads = numba.get_num_threads()
+    threaded = parallel_sized and numba.get_num_threads() > 1
     for args in calls:
-        loops[threads > 1 and args[0].size >= PARALLEL_MIN_SIZE](*args)
+        loops[threaded and args[0].size >= PARALLEL_MIN_SIZE](*args)
 
 
-class _PerDtype(dict):
-    """Hyperparameters cast to each dtype met in one call, computed once per dtype."""
-
-    def __init__(self, make):
-        super().__init__()
-        self._make = make
-
-    def __missing__(self, dtype):
-        value = self[dtype] = self._make(dtype.type)
-        return value
-
+# Hyperparameters go to the loops as Python floats and bools (one compiled loop for any
+# values; the setups cast them), in the order the setups unpack them.
 
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay,
              nesterov, maximize, first_step):
     use_momentum = momentum != 0
-    consts = _PerDtype(lambda t: (
-        t(-1.0 if maximize else 1.0), t(weight_decay), t(momentum), t(1.0 - dampening),
-        t(-lr), bool(weight_decay != 0), bool(first_step), bool(nesterov)))
+    k = (float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov),
+         bool(maximize), bool(first_step))
     rows = ((param, grad, momentum_buffers[i] if use_momentum else None)
             for i, (param, grad) in enumerate(zip(params, grads)))
-    _step(_SGD, "sgd_step", ("params", "grads", "momentum_buffers"), rows, consts)
+    _step(_SGD, "sgd_step", ("params", "grads", "momentum_buffers"), rows, k)
 
 
 def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, maximize, step):
     clr = lr / (1.0 + (step - 1) * lr_decay)
-    consts = _PerDtype(lambda t: (
-        t(-1.0 if maximize else 1.0), t(weight_decay), t(eps), t(-clr),
-        bool(weight_decay != 0)))
+    k = (float(clr), float(weight_decay), float(eps), bool(maximize))
     _step(_ADAGRAD, "adagrad_step", ("params", "grads", "state_sums"),
-          zip(params, grads, state_sums), consts)
+          zip(params, grads, state_sums), k)
 
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
                  weight_decay, momentum, centered, maximize):
     use_momentum = momentum > 0
-
-    def make(t):
-        one_minus_alpha = t(1.0 - alpha)
-        return (t(-1.0 if maximize else 1.0), t(weight_decay), t(alpha), one_minus_alpha,
-                t(1) - one_minus_alpha, t(eps), t(momentum), t(-lr), bool(weight_decay != 0))
-
-    consts = _PerDtype(make)
+    k = (float(lr), float(alpha), float(eps), float(weight_decay), float(momentum),
+         bool(maximize))
     rows = ((param, grad, square_avg, grad_avgs[i] if centered else None,
              momentum_buffers[i] if use_momentum else None)
             for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs)))
     _step(_RMSPROP, "rmsprop_step",
-          ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"), rows, consts)
+          ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"), rows, k)
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, amsgrad, maximize, step):
+    # In Python, as numpy.py: Python's float ** int is C's pow (numba's may not be).
     bias_correction1 = 1.0 - beta1 ** step
     bias_correction2 = 1.0 - beta2 ** step
-    has_decay = weight_decay != 0
-
-    def make(t):
-        one_minus_beta1 = t(1.0 - beta1)
-        return (t(-1.0 if maximize else 1.0), t(weight_decay), t(1.0 - lr * weight_decay),
-                one_minus_beta1, t(1) - one_minus_beta1, t(beta2), t(1.0 - beta2), t(eps),
-                t(-(lr / bias_correction1)), t(math.sqrt(bias_correction2)),
-                bool(has_decay and not decoupled_weight_decay),
-                bool(has_decay and decoupled_weight_decay))
-
-    consts = _PerDtype(make)
+    k = (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
+         bool(decoupled_weight_decay), bool(maximize), float(bias_correction1),
+         float(bias_correction2))
     rows = ((param, grad, exp_avg, exp_avg_sq, max_exp_avg_sqs[i] if amsgrad else None)
             for i, (param, grad, exp_avg, exp_avg_sq) in enumerate(
                 zip(params, grads, exp_avgs, exp_avg_sqs)))
     _step(_ADAM, "adam_step", ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
-          rows, consts)
+          rows, k)
 
 
 def first_nonfinite(arrays):
