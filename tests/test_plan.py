@@ -143,10 +143,12 @@ def test_set_simd_level_refuses_unknown_levels():
 def test_the_probe_reads_every_array_and_writes_the_first_ones(dtype):
     arrays = [np.full(1000, float(k + 1), dtype) for k in range(4)]  # 1, 2, 3, 4
     _core.stream_probe(arrays, 3)
-    assert np.all(arrays[0] == 5.0)      # (1 + 2 + 3 + 4) / 2
-    assert np.all(arrays[1] == 4.0)      # ... - 1
-    assert np.all(arrays[2] == 3.0)      # ... - 2
-    assert np.all(arrays[3] == 4.0)      # read only
+    for k in range(3):
+        np.testing.assert_allclose(arrays[k], 2.5)   # the mean of 1, 2, 3, 4
+    assert np.all(arrays[3] == 4.0)                  # read only
+    for _ in range(1000):                            # repeated calls stay finite
+        _core.stream_probe(arrays, 3)
+    assert np.isfinite(arrays[0]).all()
     with pytest.raises(ValueError, match="written must be in"):
         _core.stream_probe(arrays, 5)
 

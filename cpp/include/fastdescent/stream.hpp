@@ -37,12 +37,13 @@ struct Stream {
       if constexpr (Arrays > 2) sum += a2[i];
       if constexpr (Arrays > 3) sum += a3[i];
       if constexpr (Arrays > 4) sum += a4[i];
-      // Halving keeps repeated calls finite; every store depends on every load.
-      if constexpr (Written > 0) a0[i] = T(0.5) * sum;
-      if constexpr (Written > 1) a1[i] = T(0.5) * sum - T(1);
-      if constexpr (Written > 2) a2[i] = T(0.5) * sum - T(2);
-      if constexpr (Written > 3) a3[i] = T(0.5) * sum - T(3);
-      if constexpr (Written > 4) a4[i] = T(0.5) * sum - T(4);
+      // The mean keeps repeated calls bounded; every store depends on every load.
+      const T mean = sum * T(1.0 / Arrays);
+      if constexpr (Written > 0) a0[i] = mean;
+      if constexpr (Written > 1) a1[i] = mean;
+      if constexpr (Written > 2) a2[i] = mean;
+      if constexpr (Written > 3) a3[i] = mean;
+      if constexpr (Written > 4) a4[i] = mean;
     });
   }
 };
