@@ -19,7 +19,7 @@ struct Adam {
 
   struct Coefficients {
     T grad_sign, weight_decay, param_decay, one_minus_beta1, beta2, one_minus_beta2, eps;
-    T neg_step_size, bias_correction2_sqrt;
+    T neg_step_size, inv_bias_correction2_sqrt;
     bool coupled_decay, decoupled_decay, amsgrad;
   };
 
@@ -35,7 +35,7 @@ struct Adam {
             T(1.0 - o.beta2),
             T(o.eps),
             T(-(o.lr / bias_correction1)),
-            T(std::sqrt(bias_correction2)),
+            T(1.0 / std::sqrt(bias_correction2)),
             decay && !o.decoupled_weight_decay,
             decay && o.decoupled_weight_decay,
             o.amsgrad};
@@ -64,7 +64,10 @@ struct Adam {
               second_moment = std::max(max_exp_avg_sq[i], v);
               max_exp_avg_sq[i] = second_moment;
             }
-            const T denom = std::sqrt(second_moment) / k.bias_correction2_sqrt + k.eps;
+            // torch divides by sqrt(bias_correction2); multiplying by its reciprocal differs
+            // by at most an ulp there and frees the divider, which sqrt and the division
+            // below already keep busy (in cache, Adam is bound by that unit).
+            const T denom = std::sqrt(second_moment) * k.inv_bias_correction2_sqrt + k.eps;
             param[i] = p + k.neg_step_size * m / denom;
           });
         },

@@ -73,8 +73,8 @@ class Adagrad(Optimizer):
     def _needed_state(self, options):
         return ("sum",)
 
-    def _initial_state(self, key, options, param):
-        return np.full_like(param, options["initial_accumulator_value"])
+    def _initial_value(self, key, options):
+        return options["initial_accumulator_value"]
 
     def _kernel_options(self, options):
         return {k: options[k] for k in ("lr", "lr_decay", "weight_decay", "eps", "maximize")}

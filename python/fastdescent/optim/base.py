@@ -200,6 +200,32 @@ class StateDict(dict):
         self._owner._edited = True
 
 
+def _packed(requests) -> list[np.ndarray]:
+    """New state arrays, one per request ``(name, param, source)``, shaped like ``param``
+    and filled with ``source`` (a number, or an array to copy).
+
+    Arrays of one name and dtype are views into one buffer, in request order, each starting
+    on a 64-byte boundary: a step over many small tensors then streams through the state
+    instead of hopping between scattered allocations.
+    """
+    out: list[np.ndarray | None] = [None] * len(requests)
+    by_kind: dict[tuple[str, np.dtype], list[int]] = {}
+    for k, (name, param, _) in enumerate(requests):
+        by_kind.setdefault((name, param.dtype), []).append(k)
+    for (_, dtype), members in by_kind.items():
+        align = max(1, 64 // dtype.itemsize)
+        padded = [-(-requests[k][1].size // align) * align for k in members]
+        buffer = np.empty(sum(padded) + align, dtype)
+        offset = (-(buffer.ctypes.data // dtype.itemsize)) % align
+        for k, size in zip(members, padded):
+            _, param, source = requests[k]
+            view = buffer[offset:offset + param.size].reshape(param.shape)
+            view[...] = source
+            out[k] = view
+            offset += size
+    return out
+
+
 class Optimizer:
     """Base of fastdescent's optimizers.
 
@@ -361,9 +387,10 @@ class Optimizer:
         """The state arrays a param of a group with these options needs (subclasses)."""
         raise NotImplementedError
 
-    def _initial_state(self, key: str, options: dict[str, Any], param: np.ndarray):
-        """A new state array ``key`` for ``param`` (zeros unless a subclass says otherwise)."""
-        return np.zeros_like(param)
+    def _initial_value(self, key: str, options: dict[str, Any]) -> float:
+        """The value a new state array ``key`` starts with (0 unless a subclass says
+        otherwise)."""
+        return 0.0
 
     def _state_created(self, i: int, key: str) -> None:
         """Called when state array ``key`` of params[i] is created (subclasses)."""
@@ -441,11 +468,15 @@ class Optimizer:
         entries, steps, exposed = self._checked_user_state()
         # The arrays each param needs now: kept, or created.
         created: list[tuple[int, str]] = []
+        fills = []
         for i, param in enumerate(self._params):
             for key in self._needed_state(options[group_of[i]]):
                 if key not in entries[i]:
-                    entries[i][key] = self._initial_state(key, options[group_of[i]], param)
                     created.append((i, key))
+                    fills.append(self._initial_value(key, options[group_of[i]]))
+        for (i, key), array in zip(created, _packed(
+                [(key, self._params[i], fill) for (i, key), fill in zip(created, fills)])):
+            entries[i][key] = array
         written = list(self._params)
         names = [f"params[{i}]" for i in range(len(self._params))]
         for i, arrays in enumerate(entries):
@@ -612,8 +643,7 @@ class Optimizer:
                 raise TypeError(f"{where} must be a dict")
             i = id_map[saved_id]
             checked = self._checked_state(i, entries, self._params[i], where, writable=False)
-            new_state[i] = {k: (np.array(v, copy=True) if isinstance(v, np.ndarray) else v)
-                            for k, v in checked.items()}
+            new_state[i] = checked  # arrays are copied in when committed
         step_count = state_dict.get("step_count", 0)
         if isinstance(step_count, bool) or not isinstance(step_count, (int, np.integer)) \
                 or step_count < 0:
@@ -624,9 +654,13 @@ class Optimizer:
         for group, options in zip(self.param_groups, new_options):
             group.update(options)
         dict.clear(self.state)
+        loaded = [(i, k, v) for i, entries in sorted(new_state.items())
+                  for k, v in entries.items() if isinstance(v, np.ndarray)]
+        packed = dict(zip([(i, k) for i, k, _ in loaded],
+                          _packed([(k, self._params[i], v) for i, k, v in loaded])))
         for i, entries in sorted(new_state.items()):
             ps = ParamState(self, i)
-            ps._entries = {k: v for k, v in entries.items() if k != "step"}
+            ps._entries = {k: packed.get((i, k), v) for k, v in entries.items() if k != "step"}
             if self._exposes_step:
                 ps._entries["step"] = entries.get("step", 0)
             self._param_states[i] = ps
