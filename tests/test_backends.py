@@ -17,7 +17,6 @@ import textwrap
 import numpy as np
 import pytest
 
-import fastdescent as fd
 from fastdescent import backends
 
 KERNELS = ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "first_nonfinite",

@@ -86,7 +86,8 @@ from test_plan import run, OPTIMIZERS
 out = {{"level": fd.backend_info()["simd"], "core": _core.simd_level()}}
 for name in OPTIMIZERS:
     for dtype in (np.float32, np.float64):
-        out[name + dtype.__name__] = [p.tolist() for p in run(name, "cpp", [0, 1, 7, 33, 1000], dtype)]
+        params = run(name, "cpp", [0, 1, 7, 33, 1000], dtype)
+        out[name + dtype.__name__] = [p.tolist() for p in params]
 print(json.dumps(out))
 """
 

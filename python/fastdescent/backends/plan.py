@@ -13,7 +13,6 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 
 from .._validation import MemoryIndex, check_array
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from .._validation import check_bool, check_range
 from .base import Optimizer
