@@ -14,8 +14,13 @@ from __future__ import annotations
 import os
 import warnings
 
-from fastdescent import _core
+# A from-import, so that an extension from an older build (a name missing) is an ImportError
+# and the selection falls back to the next backend.
 from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
+    AdagradPlan,
+    AdamPlan,
+    RMSpropPlan,
+    SGDPlan,
     adagrad_step,
     adam_step,
     first_nonfinite,
@@ -32,8 +37,7 @@ from fastdescent._core import (  # noqa: F401  (re-exported kernel interface)
 NAME = "cpp"
 
 #: the compiled step plans (see :mod:`fastdescent.backends.plan`)
-PLANS = {"sgd": _core.SGDPlan, "adagrad": _core.AdagradPlan, "rmsprop": _core.RMSpropPlan,
-         "adam": _core.AdamPlan}
+PLANS = {"sgd": SGDPlan, "adagrad": AdagradPlan, "rmsprop": RMSpropPlan, "adam": AdamPlan}
 
 _requested = os.environ.get("FASTDESCENT_SIMD", "").strip()
 if _requested:

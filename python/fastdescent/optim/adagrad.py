@@ -39,7 +39,7 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float >= 0, default 0
     eps : float >= 0, default 1e-10
     maximize : bool, default False
-    backend : {"cpp", "numpy"} or None, keyword only
+    backend : {"cpp", "numba", "numpy"} or None, keyword only
 
     State per param: ``step``, ``sum``.
 

@@ -45,7 +45,7 @@ class Adam(Optimizer):
     weight_decay : float >= 0, default 0
     amsgrad : bool, default False
     maximize : bool, default False
-    backend : {"cpp", "numpy"} or None, keyword only
+    backend : {"cpp", "numba", "numpy"} or None, keyword only
 
     State per param: ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
 

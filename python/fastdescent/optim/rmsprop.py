@@ -46,7 +46,7 @@ class RMSprop(Optimizer):
     momentum : float >= 0, default 0
     centered : bool, default False
     maximize : bool, default False
-    backend : {"cpp", "numpy"} or None, keyword only
+    backend : {"cpp", "numba", "numpy"} or None, keyword only
 
     State per param: ``step``, ``square_avg``, ``momentum_buffer`` (momentum > 0),
     ``grad_avg`` (centered).
