@@ -28,13 +28,12 @@ def snapshot(optimizer):
     }
 
 
-def assert_unchanged(optimizer, before):
-    """Bit-for-bit equality of ``optimizer`` with a :func:`snapshot` taken earlier."""
-    after = snapshot(optimizer)
+def assert_snapshots_equal(after, before):
+    """Two :func:`snapshot` results agree bit for bit (values of the same type, too)."""
     assert after["step_count"] == before["step_count"]
     assert after["groups"] == before["groups"]
-    for a, b in zip(after["params"], before["params"]):
-        assert a.tobytes() == b.tobytes()
+    for a, b in zip(after["params"], before["params"], strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
     assert after["state"].keys() == before["state"].keys()
     for i in before["state"]:
         assert after["state"][i].keys() == before["state"][i].keys()
@@ -43,4 +42,19 @@ def assert_unchanged(optimizer, before):
             if isinstance(v, np.ndarray):
                 assert w.dtype == v.dtype and w.shape == v.shape and w.tobytes() == v.tobytes()
             else:
-                assert w == v
+                assert type(w) is type(v) and w == v
+
+
+def assert_unchanged(optimizer, before):
+    """Bit-for-bit equality of ``optimizer`` with a :func:`snapshot` taken earlier."""
+    assert_snapshots_equal(snapshot(optimizer), before)
+
+
+def assert_same(a, b):
+    """Params, state, step count and options of two optimizers agree bit for bit (two
+    schedules given as lr count as equal when they are of the same type)."""
+    sa, sb = snapshot(a), snapshot(b)
+    for s in (sa, sb):
+        s["groups"] = [{k: (type(v) if callable(v) else v) for k, v in g.items()}
+                       for g in s["groups"]]
+    assert_snapshots_equal(sa, sb)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastdescent as fd
-from conftest import assert_unchanged, snapshot
+from conftest import assert_same, assert_unchanged, snapshot
 
 # Optimizer, options that create every state array it can keep, and one of its state keys.
 OPTIMIZERS = {
@@ -59,23 +59,6 @@ def warm(opt, steps=3):
     for t in range(steps):
         opt.step(make_grads(opt.params, t))
     return opt
-
-
-def assert_same(a, b):
-    """Params, state and step count of two optimizers agree bit for bit."""
-    sa, sb = snapshot(a), snapshot(b)
-    assert sa["step_count"] == sb["step_count"]
-    for x, y in zip(sa["params"], sb["params"], strict=True):
-        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
-    assert sa["state"].keys() == sb["state"].keys()
-    for i in sa["state"]:
-        assert sa["state"][i].keys() == sb["state"][i].keys()
-        for k, v in sa["state"][i].items():
-            w = sb["state"][i][k]
-            if isinstance(v, np.ndarray):
-                assert v.dtype == w.dtype and v.tobytes() == w.tobytes()
-            else:
-                assert v == w
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import fastdescent as fd
-from conftest import assert_unchanged, snapshot
+from conftest import assert_same, assert_unchanged, snapshot
 
 CONFIGS = {
     "SGD": (fd.SGD, dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
@@ -57,23 +57,6 @@ def run(opt, start, stop):
     for t in range(start, stop):
         opt.step(make_grads(opt.params, t))
     return opt
-
-
-def assert_same(a, b):
-    sa, sb = snapshot(a), snapshot(b)
-    assert sa["step_count"] == sb["step_count"]
-    assert sa["groups"] == sb["groups"]
-    for x, y in zip(sa["params"], sb["params"], strict=True):
-        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
-    assert sa["state"].keys() == sb["state"].keys()
-    for i in sa["state"]:
-        assert sa["state"][i].keys() == sb["state"][i].keys()
-        for k, v in sa["state"][i].items():
-            w = sb["state"][i][k]
-            if isinstance(v, np.ndarray):
-                assert v.dtype == w.dtype and v.shape == w.shape and v.tobytes() == w.tobytes()
-            else:
-                assert type(v) is type(w) and v == w
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import fastdescent as fd
-from conftest import assert_unchanged, snapshot
+from conftest import assert_same, assert_unchanged, snapshot
 
 # Options under which each optimizer keeps every state array it can keep (and a few others).
 CONFIGS = {
@@ -70,24 +70,6 @@ def run(opt, start, stop):
     for t in range(start, stop):
         opt.step(make_grads(opt.params, t))
     return opt
-
-
-def assert_same(a, b):
-    """Params, state, step count and options of two optimizers agree bit for bit."""
-    sa, sb = snapshot(a), snapshot(b)
-    assert sa["step_count"] == sb["step_count"]
-    assert sa["groups"] == sb["groups"]
-    for x, y in zip(sa["params"], sb["params"], strict=True):
-        assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
-    assert sa["state"].keys() == sb["state"].keys()
-    for i in sa["state"]:
-        assert sa["state"][i].keys() == sb["state"][i].keys()
-        for k, v in sa["state"][i].items():
-            w = sb["state"][i][k]
-            if isinstance(v, np.ndarray):
-                assert v.dtype == w.dtype and v.shape == w.shape and v.tobytes() == w.tobytes()
-            else:
-                assert type(v) is type(w) and v == w
 
 
 def test_round_trip_mid_run_is_exact(config, backend, dtype):

@@ -27,6 +27,17 @@ def check_array(array, name: str, *, writable: bool) -> np.ndarray:
     return array
 
 
+def check_matches_param(array: np.ndarray, name: str, param: np.ndarray, index: int) -> None:
+    """``array`` (a gradient or a state array of params[index]) has the param's dtype
+    (TypeError) and shape (ValueError)."""
+    if array.dtype != param.dtype:
+        raise TypeError(f"{name} has dtype {array.dtype} but params[{index}] "
+                        f"has dtype {param.dtype}")
+    if array.shape != param.shape:
+        raise ValueError(f"{name} has shape {array.shape} but params[{index}] "
+                         f"has shape {param.shape}")
+
+
 def byte_range(array: np.ndarray) -> tuple[int, int]:
     """[start, end) of the bytes a C-contiguous array occupies."""
     start = array.__array_interface__["data"][0]

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 
-from .._validation import MemoryIndex, check_array
+from .._validation import MemoryIndex, check_array, check_matches_param
 
 #: per optimizer kind: the state columns (kernel argument order) and the keyword that
 #: carries the step number into the kernel, if any
@@ -94,12 +94,7 @@ class ListPlan:
             if grad is None:
                 continue
             check_array(grad, f"grads[{i}]", writable=False)
-            if grad.dtype != param.dtype:
-                raise TypeError(f"grads[{i}] has dtype {grad.dtype} but params[{i}] "
-                                f"has dtype {param.dtype}")
-            if grad.shape != param.shape:
-                raise ValueError(f"grads[{i}] has shape {grad.shape} but params[{i}] "
-                                 f"has shape {param.shape}")
+            check_matches_param(grad, f"grads[{i}]", param, i)
             j = self._written.overlapping(grad)
             if j is not None:
                 suffix = ": a gradient must be a separate array" if j < n else ""

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from .. import backends
-from .._validation import MemoryIndex, check_array, check_bool, check_range
+from .._validation import (MemoryIndex, check_array, check_bool, check_matches_param,
+                           check_range)
 from ..backends.plan import KINDS, make_plan
 
 
@@ -558,12 +559,7 @@ class Optimizer:
                 checked[key] = int(value)
                 continue
             check_array(value, name, writable=writable)
-            if value.dtype != param.dtype:
-                raise TypeError(f"{name} has dtype {value.dtype} but params[{i}] "
-                                f"has dtype {param.dtype}")
-            if value.shape != param.shape:
-                raise ValueError(f"{name} has shape {value.shape} but params[{i}] "
-                                 f"has shape {param.shape}")
+            check_matches_param(value, name, param, i)
             checked[key] = value
         return checked
 

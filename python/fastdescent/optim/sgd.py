@@ -49,7 +49,7 @@ class SGD(Optimizer):
     weight_decay : float >= 0, default 0 (L2 penalty added to the gradient)
     nesterov : bool, default False (needs momentum > 0 and dampening == 0)
     maximize : bool, default False (ascend instead of descend)
-    backend : {"cpp", "numba", "numpy"} or None, keyword only (None: :func:`fastdescent.get_backend`)
+    backend : {"cpp", "numba", "numpy"} or None, keyword only (None: the default backend)
 
     State per param: ``momentum_buffer`` (when momentum != 0).
 
