@@ -437,6 +437,24 @@ class Optimizer:
         if self._unexposed:
             self._expose_state()
 
+    def _native_binding(self):
+        """For native training loops (:mod:`fastdescent.models`): the state made ready as a
+        step would (created, checked, bound), then ``(kind, kernel options of group 0, state
+        arrays by column aligned with params (None where absent), the live step counts)``.
+        The caller runs the kernels on these arrays, increments the step counts in place and
+        then calls :meth:`_native_stepped`."""
+        if self._edited:
+            self._sync()
+        options = self._kernel_options(self._group_options[0])
+        columns = [[ps._entries.get(c) for ps in self._param_states] for c in self._columns]
+        return self._kind, options, columns, self._steps
+
+    def _native_stepped(self, steps: int) -> None:
+        """Record ``steps`` steps taken by a native training loop (see :meth:`_native_binding`)."""
+        self._step_count += int(steps)
+        if self._unexposed:
+            self._expose_state()
+
     def _expose_state(self) -> None:
         """Put the params stepped for the first time into :attr:`state`."""
         for i in np.flatnonzero(self._steps).tolist():

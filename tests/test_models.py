@@ -1,0 +1,228 @@
+"""fd.models: LinearRegression and LogisticRegression, every fitting mode, the native loop
+against the NumPy loop, scikit-learn conventions, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import fastdescent as fd
+from fastdescent.models import LinearRegression, LogisticRegression, NotFittedError
+
+TRUE_W = np.array([1.5, -2.0, 0.5])
+TRUE_B = 0.7
+
+
+def linear_data(n=600, noise=0.0, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3)).astype(dtype)
+    y = (X.astype(np.float64) @ TRUE_W + TRUE_B + noise * rng.normal(size=n)).astype(dtype)
+    return X, y
+
+
+MODES = {  # batch_size, lr, epochs: batch, stochastic and mini-batch descent
+    "batch": (None, 0.2, 300),
+    "stochastic": (1, 0.01, 15),
+    "mini-batch": (16, 0.05, 40),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_linear_recovers_coefficients(backend, mode, dtype):
+    batch_size, lr, epochs = MODES[mode]
+    X, y = linear_data(dtype=dtype)
+    model = LinearRegression(lr=lr, epochs=epochs, batch_size=batch_size, random_state=0,
+                             backend=backend).fit(X, y)
+    tol = 1e-3 if dtype == np.float64 else 2e-3
+    np.testing.assert_allclose(model.coef_, TRUE_W, atol=tol)
+    assert model.intercept_ == pytest.approx(TRUE_B, abs=tol)
+    assert model.coef_.dtype == dtype
+    assert model.native_ == (backend == "cpp")
+    assert len(model.loss_curve_) == epochs
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+    assert model.score(X, y) > 0.9999
+
+
+@pytest.mark.parametrize("optimizer,options,lr", [
+    (fd.SGD, {"momentum": 0.9, "nesterov": True}, 0.01),
+    (fd.Adagrad, {}, 0.5),
+    (fd.RMSprop, {"centered": True}, 0.01),
+    (fd.Adam, {}, 0.05),
+    (fd.AdamW, {"weight_decay": 0.0}, 0.05),
+])
+def test_linear_with_every_optimizer(backend, optimizer, options, lr):
+    X, y = linear_data(noise=0.1)
+    model = LinearRegression(optimizer=optimizer, optimizer_options=options, lr=lr,
+                             epochs=30, batch_size=32, random_state=1, backend=backend).fit(X, y)
+    np.testing.assert_allclose(model.coef_, TRUE_W, atol=0.05)
+    assert model.optimizer_.step_count == model.t_ == 30 * 19
+
+
+def test_predict_is_the_hand_computation():
+    X, y = linear_data()
+    model = LinearRegression(epochs=2, random_state=0).fit(X, y)
+    X_new = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 0.5]])
+    expected = [sum(w * x for w, x in zip(model.coef_, row)) + model.intercept_ for row in X_new]
+    np.testing.assert_allclose(model.predict(X_new), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("optimizer,options", [
+    (fd.SGD, {}), (fd.SGD, {"momentum": 0.9}), (fd.Adagrad, {"lr_decay": 0.01}),
+    (fd.RMSprop, {"momentum": 0.5}), (fd.Adam, {"amsgrad": True}), (fd.AdamW, {}),
+])
+@pytest.mark.parametrize("model_class,target", [
+    (LinearRegression, "linear"), (LogisticRegression, "binary"),
+    (LogisticRegression, "multinomial")])
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_native_loop_matches_the_python_loop(optimizer, options, model_class, target, shuffle):
+    X, y = linear_data(n=257, noise=0.3)
+    if target == "binary":
+        y = (y > 0.5).astype(int)
+    elif target == "multinomial":
+        y = np.digitize(X[:, 0], [-0.5, 0.5])
+    kwargs = dict(optimizer=optimizer, optimizer_options=options, lr=0.01, epochs=4,
+                  batch_size=20, shuffle=shuffle, random_state=3, alpha=0.01)
+    native = model_class(backend="cpp", **kwargs).fit(X, y)
+    python = model_class(backend="numpy", **kwargs).fit(X, y)
+    assert native.native_ and not python.native_
+    np.testing.assert_allclose(native.coef_, python.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(native.intercept_, python.intercept_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(native.loss_curve_, python.loss_curve_, rtol=1e-9)
+    for a, b in zip(native.optimizer_.state.values(), python.optimizer_.state.values()):
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
+
+
+def test_schedule_lr_matches_python_loop():
+    X, y = linear_data(n=100)
+    schedule = fd.schedules.ExponentialDecay(0.05, 0.01) if hasattr(
+        fd, "schedules") else (lambda t: 0.05 * np.exp(-0.01 * t))
+    kwargs = dict(lr=schedule, epochs=3, batch_size=10, random_state=0)
+    native = LinearRegression(backend="cpp", **kwargs).fit(X, y)
+    python = LinearRegression(backend="numpy", **kwargs).fit(X, y)
+    np.testing.assert_allclose(native.coef_, python.coef_, rtol=1e-10)
+
+
+def test_verbose_prints_a_progress_bar(capsys):
+    X, y = linear_data(n=50)
+    LinearRegression(epochs=3, verbose=True, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch 3/3" in err and "loss" in err
+
+
+def test_random_state_makes_fits_repeatable_and_shuffle_matters():
+    X, y = linear_data(n=200, noise=0.5)
+    a = LinearRegression(epochs=2, random_state=5).fit(X, y).coef_
+    b = LinearRegression(epochs=2, random_state=5).fit(X, y).coef_
+    c = LinearRegression(epochs=2, random_state=6).fit(X, y).coef_
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_alpha_shrinks_the_weights():
+    X, y = linear_data()
+    plain = LinearRegression(lr=0.1, epochs=50, batch_size=None).fit(X, y)
+    ridge = LinearRegression(lr=0.1, epochs=50, batch_size=None, alpha=1.0).fit(X, y)
+    assert np.linalg.norm(ridge.coef_) < np.linalg.norm(plain.coef_)
+    # Gradient descent on mean loss + alpha/2 |w|^2 converges to the ridge solution.
+    Xc = np.column_stack([X, np.ones(len(X))])
+    A = 2 * Xc.T @ Xc / len(X) + np.diag([1.0, 1.0, 1.0, 0.0])
+    expected = np.linalg.solve(A, 2 * Xc.T @ y / len(X))
+    ridge = LinearRegression(lr=0.2, epochs=500, batch_size=None, alpha=1.0).fit(X, y)
+    np.testing.assert_allclose(np.append(ridge.coef_, ridge.intercept_), expected, atol=1e-8)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_logistic_binary(backend, mode):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(800, 2))
+    labels = np.where(X @ [2.0, -1.0] + 0.5 > 0, "yes", "no")
+    batch_size, _, epochs = MODES[mode]
+    model = LogisticRegression(lr=0.5 if batch_size is None else 0.1, epochs=epochs,
+                               batch_size=batch_size, random_state=0, backend=backend)
+    model.fit(X, labels)
+    assert list(model.classes_) == ["no", "yes"]
+    assert model.coef_.shape == (1, 2) and model.intercept_.shape == (1,)
+    assert model.score(X, labels) > 0.97
+    # The direction of the separating line is recovered.
+    direction = model.coef_[0] / np.linalg.norm(model.coef_[0])
+    np.testing.assert_allclose(direction, np.array([2.0, -1.0]) / np.sqrt(5), atol=0.05)
+    proba = model.predict_proba(X[:5])
+    z = X[:5] @ model.coef_[0] + model.intercept_[0]
+    np.testing.assert_allclose(proba[:, 1], 1 / (1 + np.exp(-z)), rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert list(model.predict(X[:5])) == list(np.where(z > 0, "yes", "no"))
+
+
+def test_logistic_multinomial(backend):
+    rng = np.random.default_rng(2)
+    centers = np.array([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
+    y = rng.integers(0, 3, 900)
+    X = centers[y] + rng.normal(size=(900, 2))
+    model = LogisticRegression(optimizer=fd.Adam, lr=0.05, epochs=20, batch_size=32,
+                               random_state=0, backend=backend).fit(X, y + 10)
+    assert list(model.classes_) == [10, 11, 12]
+    assert model.coef_.shape == (3, 2) and model.intercept_.shape == (3,)
+    assert model.score(X, y + 10) > 0.97
+    z = X[:4] @ model.coef_.T + model.intercept_
+    expected = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(X[:4]), expected, rtol=1e-10)
+    np.testing.assert_array_equal(model.predict(X[:4]), 10 + z.argmax(axis=1))
+
+
+def test_float32_data_trains_in_float32():
+    X, y = linear_data(dtype=np.float32)
+    model = LogisticRegression(epochs=2).fit(X, y > 0)
+    assert model.coef_.dtype == np.float32
+    assert model.predict_proba(X).dtype == np.float32
+
+
+def test_get_and_set_params_follow_sklearn():
+    model = LinearRegression(lr=0.1, epochs=3)
+    params = model.get_params()
+    assert params["lr"] == 0.1 and params["epochs"] == 3 and params["optimizer"] is fd.SGD
+    assert set(params) >= {"optimizer", "lr", "epochs", "batch_size", "shuffle",
+                           "random_state", "alpha", "verbose"}
+    assert model.set_params(epochs=5) is model and model.epochs == 5
+    with pytest.raises(ValueError, match="invalid parameter 'epoch'"):
+        model.set_params(epoch=5)
+    assert type(model)(**model.get_params()).get_params() == model.get_params()
+    assert repr(model) == "LinearRegression(lr=0.1, epochs=5)"
+
+
+@pytest.mark.parametrize("X,y,error,match", [
+    (np.ones(5), np.ones(5), ValueError, "2-D"),
+    (np.ones((5, 2)), np.ones(4), ValueError, "5 samples but y has 4"),
+    (np.ones((0, 2)), np.ones(0), ValueError, "empty"),
+    (np.array([[1.0, np.nan]]), np.ones(1), ValueError, "NaN"),
+    (np.ones((2, 2)), np.array([1.0, np.inf]), ValueError, "NaN or infinity"),
+    (np.array([["a", "b"]]), np.ones(1), TypeError, "real numbers"),
+    (np.ones((3, 2)), np.ones((3, 2)), ValueError, "1-D"),
+])
+def test_bad_data_raises(X, y, error, match):
+    with pytest.raises(error, match=match):
+        LinearRegression().fit(X, y)
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size"), ({"lr": -1}, "lr"),
+    ({"alpha": -0.1}, "alpha"), ({"optimizer": "SGD"}, "optimizer"),
+    ({"optimizer_options": {"lr": 1}}, "optimizer_options"), ({"random_state": -1},
+                                                               "random_state"),
+    ({"optimizer_options": {"momentum": -1}}, "momentum"),
+])
+def test_bad_parameters_raise(params, match):
+    X, y = linear_data(n=10)
+    with pytest.raises((ValueError, TypeError), match=match):
+        LinearRegression(**params).fit(X, y)
+
+
+def test_unfitted_and_mismatched_predict():
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LinearRegression().predict(np.ones((2, 3)))
+    X, y = linear_data(n=20)
+    model = LinearRegression(epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="2 features but LinearRegression was fitted with 3"):
+        model.predict(np.ones((2, 2)))
+    with pytest.raises(ValueError, match="two classes"):
+        LogisticRegression().fit(X, np.zeros(20))
