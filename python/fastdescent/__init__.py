@@ -12,7 +12,7 @@ from .backends import BackendWarning, get_backend, set_backend
 from .checkpoint import load, save
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .runtime import backend_info, get_num_threads, set_num_threads
-from . import models
+from . import models, plot
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
