@@ -31,7 +31,7 @@ def test_console_script_is_installed():
 
 
 def test_demo_prints_loss_per_epoch_and_fitted_line(capsys):
-    assert cli.main(["demo", "--epochs", "4", "--points", "200"]) == 0
+    assert cli.main(["demo", "--epochs", "4", "--points", "200", "--no-plots"]) == 0
     out = capsys.readouterr().out
     table = out.split("MSE after each epoch")[1].split("fitted line")[0].strip().splitlines()
     assert [row.split()[0] for row in table[1:]] == ["1", "2", "3", "4"]
@@ -55,3 +55,21 @@ def test_demo_rejects_bad_arguments(capsys):
     with pytest.raises(SystemExit):
         cli.main(["demo", "--epochs", "0"])
     assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_demo_writes_its_gallery(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "gallery"
+    assert cli.main(["demo", "--epochs", "2", "--points", "100", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"index.html", "line_fit_modes.png", "quadratic_race.png", "rosenbrock_race.png",
+            "local_minimum.png"} <= names
+    for name in names - {"index.html"}:
+        assert (out / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "gallery:" in capsys.readouterr().out
+
+
+def test_demo_no_plots_writes_nothing(tmp_path):
+    assert cli.main(["demo", "--epochs", "1", "--points", "50", "--no-plots",
+                     "--out", str(tmp_path / "g")]) == 0
+    assert not (tmp_path / "g").exists()

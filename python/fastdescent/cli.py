@@ -35,6 +35,13 @@ def _demo(args) -> int:
 
     demo.run(epochs=args.epochs, batch_size=args.batch_size, n=args.points, seed=args.seed,
              backend=args.backend)
+    if not args.no_plots:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            print("(no pictures: matplotlib is missing; pip install 'fastdescent[plot]')")
+        else:
+            demo.gallery(args.out, seed=args.seed)
     return 0
 
 
@@ -184,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="random seed (0)")
     demo.add_argument("--backend", choices=NAMES, default=None,
                       help="kernels to run on (default: the fastest available)")
+    demo.add_argument("--out", default="fastdescent-demo",
+                      help="directory for the gallery (./fastdescent-demo)")
+    demo.add_argument("--no-plots", action="store_true", help="no pictures, the table only")
     demo.set_defaults(run=_demo)
 
     from . import bench as b  # numpy only: torch and numba load when a run needs them

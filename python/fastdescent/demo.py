@@ -114,3 +114,98 @@ def run(*, epochs: int = 20, batch_size: int = 32, n: int = 1000, seed: int = 0,
         out(f"{name:<{label_width}}  m = {r.m:7.4f}  c = {r.c:7.4f}  MSE = {r.losses[-1]:.5f}"
             f"   {cls.__name__}({settings})")
     return results
+
+
+def _race_on(fun_grad, start, race, steps):
+    """The iterates of each optimizer of ``race`` from ``start``: {label: (steps+1, 2)}."""
+    paths = {}
+    for label, cls, options in race:
+        x = np.array(start, dtype=np.float64)
+        opt = cls([x], **options)
+        points = [x.copy()]
+        for _ in range(steps):
+            opt.step([fun_grad(x)[1]])
+            points.append(x.copy())
+        paths[label] = np.array(points)
+    return paths
+
+
+def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
+    """Write the demo's pictures and an index.html to ``out_dir``; returns the file names.
+    Needs matplotlib (``pip install 'fastdescent[plot]'``)."""
+    import os
+
+    from . import models, plot
+
+    os.makedirs(out_dir, exist_ok=True)
+    files = []
+    data = make_line(seed=seed)
+    X = data.x.reshape(-1, 1)
+    fits = {name: models.LinearRegression(lr=lr, epochs=20, batch_size=bs, random_state=seed)
+            .fit(X, data.y) for name, bs, lr in (("batch", None, 0.02), ("stochastic", 1, 0.001),
+                                                 ("mini-batch 32", 32, 0.01))}
+    best = data.mse(*data.least_squares())
+    plot.loss_curves(fits, xlabel="epoch", ylabel="MSE", optimum=best,
+                     title="y = m x + c: batch, stochastic, mini-batch",
+                     path=os.path.join(out_dir, "line_fit_modes.png"))
+    files.append("line_fit_modes.png")
+
+    def quadratic(x):
+        return 0.1 * x[0] ** 2 + 2 * x[1] ** 2, np.array([0.2 * x[0], 4 * x[1]])
+
+    race = (("SGD", optim.SGD, {"lr": 0.4}),
+            ("momentum", optim.SGD, {"lr": 0.1, "momentum": 0.8}),
+            ("Adagrad", optim.Adagrad, {"lr": 1.5}),
+            ("RMSprop", optim.RMSprop, {"lr": 0.3, "alpha": 0.9}),
+            ("Adam", optim.Adam, {"lr": 0.5}))
+    plot.trajectories(lambda p: quadratic(p)[0], _race_on(quadratic, [-5.0, -2.0], race, 30),
+                      bounds=[[-5.5, 1.5], [-3, 3]], minimum=[0, 0],
+                      title="0.1 x^2 + 2 y^2: 30 steps each",
+                      path=os.path.join(out_dir, "quadratic_race.png"))
+    files.append("quadratic_race.png")
+
+    def rosenbrock(p):
+        x, y = p[0], p[1]
+        value = (1 - x) ** 2 + 100 * (y - x ** 2) ** 2
+        if np.ndim(x) == 0:
+            return value, np.array([-2 * (1 - x) - 400 * x * (y - x ** 2), 200 * (y - x ** 2)])
+        return value, None
+
+    race = (("SGD", optim.SGD, {"lr": 1e-3}),
+            ("momentum", optim.SGD, {"lr": 5e-4, "momentum": 0.9}),
+            ("RMSprop", optim.RMSprop, {"lr": 1e-2}),
+            ("Adam", optim.Adam, {"lr": 5e-2}))
+    plot.trajectories(lambda p: rosenbrock(p)[0], _race_on(rosenbrock, [-1.5, 2.0], race, 500),
+                      bounds=[[-2, 2], [-1, 3]], minimum=[1, 1], log_levels=True,
+                      title="Rosenbrock: 500 steps each",
+                      path=os.path.join(out_dir, "rosenbrock_race.png"))
+    files.append("rosenbrock_race.png")
+
+    def xcos(x):
+        return x * np.cos(np.pi * x), np.cos(np.pi * x) - np.pi * x * np.sin(np.pi * x)
+
+    runs = {}
+    for label, start in (("from -0.2: local minimum", -0.2), ("from 1.0: global minimum", 1.0)):
+        x = np.array([start])
+        opt = optim.SGD([x], lr=0.05)
+        points = [start]
+        for _ in range(15):
+            opt.step([np.atleast_1d(xcos(x[0])[1])])
+            points.append(float(x[0]))
+        runs[label] = np.array(points)
+    plot.descent_1d(lambda x: x * np.cos(np.pi * x), runs, bounds=(-1, 2),
+                    title="x cos(pi x): where descent ends depends on the start",
+                    path=os.path.join(out_dir, "local_minimum.png"))
+    files.append("local_minimum.png")
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    with open(os.path.join(out_dir, "index.html"), "w") as f:
+        f.write("<!doctype html><html><head><meta charset='utf-8'><title>fastdescent demo"
+                "</title></head><body><h1>fastdescent demo</h1>\n")
+        for name in files:
+            f.write(f"<figure><img src='{name}'><figcaption>{name}</figcaption></figure>\n")
+        f.write("</body></html>\n")
+    files.append("index.html")
+    out(f"gallery: {len(files) - 1} pictures and index.html in {out_dir}")
+    return files
