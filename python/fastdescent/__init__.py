@@ -13,9 +13,14 @@ from .checkpoint import load, save
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .runtime import backend_info, get_num_threads, set_num_threads
 from . import models, plot
+from . import problems, schedules
+from .minimize import minimize
+from .newton import newton
+from .result import OptimizeResult
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "get_backend", "set_backend", "BackendWarning", "backend_info", "set_num_threads",
     "get_num_threads", "save", "load", "__version__",
+    "schedules", "problems", "minimize", "newton", "OptimizeResult",
 ]
