@@ -172,12 +172,13 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
         return value, None
 
     race = (("SGD", optim.SGD, {"lr": 1e-3}),
-            ("momentum", optim.SGD, {"lr": 5e-4, "momentum": 0.9}),
-            ("RMSprop", optim.RMSprop, {"lr": 1e-2}),
-            ("Adam", optim.Adam, {"lr": 5e-2}))
-    plot.trajectories(lambda p: rosenbrock(p)[0], _race_on(rosenbrock, [-1.5, 2.0], race, 500),
+            ("momentum", optim.SGD, {"lr": 2e-4, "momentum": 0.95}),
+            ("RMSprop", optim.RMSprop, {"lr": 2e-3}),
+            ("Adam", optim.Adam, {"lr": 2e-2}))
+    plot.trajectories(lambda p: rosenbrock(p)[0], _race_on(rosenbrock, [-1.5, 2.0], race, 3000),
                       bounds=[[-2, 2], [-1, 3]], minimum=[1, 1], log_levels=True,
-                      title="Rosenbrock: 500 steps each",
+                      legend="lower right",
+                      title="Rosenbrock: 3000 steps each",
                       path=os.path.join(out_dir, "rosenbrock_race.png"))
     files.append("rosenbrock_race.png")
 
@@ -185,11 +186,11 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
         return x * np.cos(np.pi * x), np.cos(np.pi * x) - np.pi * x * np.sin(np.pi * x)
 
     runs = {}
-    for label, start in (("from -0.2: local minimum", -0.2), ("from 1.0: global minimum", 1.0)):
+    for label, start in (("from -0.8: local minimum", -0.8), ("from 0.45: global minimum", 0.45)):
         x = np.array([start])
         opt = optim.SGD([x], lr=0.05)
         points = [start]
-        for _ in range(15):
+        for _ in range(25):
             opt.step([np.atleast_1d(xcos(x[0])[1])])
             points.append(float(x[0]))
         runs[label] = np.array(points)

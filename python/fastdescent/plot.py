@@ -84,12 +84,13 @@ def _path_of(run) -> np.ndarray:
 
 
 def trajectories(f, paths, *, bounds=None, levels=30, log_levels=False, ax=None,
-                 path=None, title=None, resolution=200, minimum=None):
+                 path=None, title=None, resolution=200, minimum=None, legend="best"):
     """Paths of optimizers over a contour map of ``f``.
 
     ``paths``: ``{label: (steps, 2) array or fd.minimize result}``. ``bounds``:
     ``[[x_low, x_high], [y_low, y_high]]`` (default: the problem's, else around the paths).
-    ``log_levels`` spaces the contour levels logarithmically (Rosenbrock).
+    ``log_levels`` spaces the contour levels logarithmically (Rosenbrock). ``legend`` is
+    matplotlib's legend location.
     """
     ax = _axes(ax)
     fun = _function(f)
@@ -113,7 +114,9 @@ def trajectories(f, paths, *, bounds=None, levels=30, log_levels=False, ax=None,
         contour_levels = levels
     ax.contour(xs, ys, values, levels=contour_levels, cmap="viridis", linewidths=0.7)
     for label, p in items:
-        ax.plot(p[:, 0], p[:, 1], "-o", markersize=2.5, linewidth=1.3, label=label)
+        # A marker per step while steps can be told apart, then about 40 along the path.
+        ax.plot(p[:, 0], p[:, 1], "-o", markersize=2.5, linewidth=1.3, label=label,
+                markevery=max(1, len(p) // 40))
     if minimum is None and getattr(f, "global_minimum", None) is not None:
         minimum = f.global_minimum
     if minimum is not None:
@@ -125,7 +128,7 @@ def trajectories(f, paths, *, bounds=None, levels=30, log_levels=False, ax=None,
     ax.set_xlabel("x")
     ax.set_ylabel("y")
     if items:
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(fontsize=8, loc=legend)
     return _finish(ax, path, title)
 
 
