@@ -198,6 +198,35 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
                     title="x cos(pi x): where descent ends depends on the start",
                     path=os.path.join(out_dir, "local_minimum.png"))
     files.append("local_minimum.png")
+    from . import minimize, newton, problems
+
+    saddle = problems.Saddle()
+    paths = {f"from (1, {dy:g})": minimize(saddle.fun_grad, [1.0, dy], optim.SGD, 40,
+                                           lr=0.1).path
+             for dy in (0.0, 1e-3)}
+    plot.trajectories(saddle.value, paths, bounds=[[-1.2, 1.2], [-1.2, 1.2]],
+                      title="x^2 - y^2: descent stalls at the saddle (0, 0) unless nudged",
+                      legend="lower left",
+                      path=os.path.join(out_dir, "saddle.png"))
+    files.append("saddle.png")
+
+    bowl = problems.Quadratic([2.0])
+    curves = {f"lr {lr:g}": minimize(bowl.fun_grad, [1.0], optim.SGD, 60, lr=lr).history
+              for lr in (0.01, 0.1, 0.5, 0.6)}
+    plot.loss_curves({k: np.minimum(v, 1e6) for k, v in curves.items()},
+                     title="2 x^2: lr too small, right, bouncing, diverging",
+                     path=os.path.join(out_dir, "learning_rates.png"))
+    files.append("learning_rates.png")
+
+    wave = problems.XCos(0.15 * np.pi)
+    runs = {"plain Newton": newton(wave.fun_grad_hess, [10.0], 3).path[:, 0],
+            "Newton + line search": newton(wave.fun_grad_hess, [10.0], 8,
+                                           damping="line_search").path[:, 0]}
+    plot.descent_1d(wave.value, runs, bounds=(-10, 30),
+                    title="x cos(0.15 pi x): plain Newton climbs to a maximum",
+                    path=os.path.join(out_dir, "newton.png"))
+    files.append("newton.png")
+
     import matplotlib.pyplot as plt
 
     plt.close("all")
