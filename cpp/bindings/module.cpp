@@ -6,5 +6,6 @@ PYBIND11_MODULE(_core, m) {
   fastdescent::bindings::register_optimizers(m);
   fastdescent::bindings::register_runtime(m);
   fastdescent::bindings::register_plans(m);
+  fastdescent::bindings::register_transforms(m);
   fastdescent::bindings::register_training(m);
 }

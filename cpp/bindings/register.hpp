@@ -8,6 +8,7 @@ namespace fastdescent::bindings {
 void register_optimizers(pybind11::module_& m);
 void register_runtime(pybind11::module_& m);
 void register_plans(pybind11::module_& m);
+void register_transforms(pybind11::module_& m);
 void register_training(pybind11::module_& m);
 
 }  // namespace fastdescent::bindings

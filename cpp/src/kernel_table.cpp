@@ -1,5 +1,6 @@
 // One instruction-set variant of every kernel. This file is compiled once per level, each
 // time with that level's compiler flags and FASTDESCENT_ARCH / FASTDESCENT_TABLE naming it.
+#include <fastdescent/accumulate.hpp>
 #include <fastdescent/adagrad.hpp>
 #include <fastdescent/adam.hpp>
 #include <fastdescent/finite.hpp>
@@ -7,6 +8,7 @@
 #include <fastdescent/rmsprop.hpp>
 #include <fastdescent/sgd.hpp>
 #include <fastdescent/stream.hpp>
+#include <fastdescent/transforms.hpp>
 
 #include <utility>
 
@@ -47,6 +49,12 @@ KernelSet<T> make_set() {
   set.adagrad = &step_slots<Adagrad<T>>;
   set.rmsprop = &step_slots<RMSprop<T>>;
   set.adam = &step_slots<Adam<T>>;
+  set.accumulate = &step_slots<Accumulate<T>>;
+  set.scale = &step_slots<Scale<T>>;
+  set.clip = &step_slots<Clip<T>>;
+  set.ema = &step_slots<EMA<T>>;
+  set.sum_of_squares = &sum_of_squares<T>;
+  set.row_mean = &row_mean<T>;
   set.first_nonfinite = &first_nonfinite<T>;
   fill_stream<T>(set.stream, std::make_integer_sequence<int, kMaxArrays>{});
   return set;

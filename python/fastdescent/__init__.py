@@ -12,6 +12,9 @@ from .backends import BackendWarning, get_backend, set_backend
 from .checkpoint import load, save
 from .optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .runtime import backend_info, get_num_threads, set_num_threads
+from .accumulate import GradientAccumulator, accumulate, row_mean
+from .transforms import (EMA, Chain, ClipByGlobalNorm, ClipByValue, SkipNonFinite, chain,
+                         clip_by_global_norm, clip_by_value, global_norm, skip_nonfinite)
 from . import models, plot
 from . import problems, schedules
 from .minimize import minimize
@@ -22,5 +25,8 @@ __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "Optimizer",
     "get_backend", "set_backend", "BackendWarning", "backend_info", "set_num_threads",
     "get_num_threads", "save", "load", "__version__",
+    "accumulate", "row_mean", "GradientAccumulator", "global_norm", "clip_by_global_norm",
+    "clip_by_value", "ClipByGlobalNorm", "ClipByValue", "SkipNonFinite", "skip_nonfinite", "EMA",
+    "Chain", "chain",
     "schedules", "problems", "minimize", "newton", "OptimizeResult",
 ]

@@ -25,6 +25,16 @@ struct KernelSet {
   StepKernel<T, AdagradOptions> adagrad;
   StepKernel<T, RMSpropOptions> rmsprop;
   StepKernel<T, AdamOptions> adam;
+  // Gradient accumulation and transformations (accumulate.hpp, transforms.hpp).
+  StepKernel<T, AccumulateOptions> accumulate;  // data: acc, grad
+  StepKernel<T, ScaleOptions> scale;            // data: x
+  StepKernel<T, ClipOptions> clip;              // data: x
+  StepKernel<T, EMAOptions> ema;                // data: average, param
+  // The sum of squares of every slot's data[0], in double.
+  double (*sum_of_squares)(const Slot<T>* slots, std::size_t slot_count, int max_threads);
+  // out (cols) = the mean over the rows of a C-contiguous (rows, cols) matrix, rows >= 1.
+  void (*row_mean)(const T* matrix, std::int64_t rows, std::int64_t cols, T* out,
+                   int max_threads);
   // Index of the first slot whose data[0] holds NaN or infinity, or -1.
   std::int64_t (*first_nonfinite)(const Slot<T>* slots, std::size_t slot_count);
   // stream[arrays - 1][written]: the bandwidth probe for that access pattern.

@@ -52,18 +52,26 @@ inline void for_range(std::int64_t begin, std::int64_t end, const Body& body) {
   for (std::int64_t i = begin; i < end; ++i) local(i);
 }
 
-// range(slot, begin, end) over every element of every slot, split across up to
-// max_threads threads by total elements.
+// Threads a call over `total` elements uses: one per kParallelGrain elements, at most
+// max_threads (1 means the calling thread alone).
+inline int threads_for(std::int64_t total, int max_threads) {
+  return static_cast<int>(std::max<std::int64_t>(
+      1, std::min<std::int64_t>(max_threads, total / kParallelGrain)));
+}
+
+// range(thread, slot, begin, end) over every element of every slot, split across
+// threads_for(total elements, max_threads) threads by total elements; `thread` is the index
+// of the share in [0, threads), so that a reduction can keep one partial result per share
+// and combine them in a fixed order.
 template <class T, class Range>
-void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
-                   const Range& range) {
+void for_each_share(const Slot<T>* slots, std::size_t count, int max_threads,
+                    const Range& range) {
   std::int64_t total = 0;
   for (std::size_t k = 0; k < count; ++k) total += slots[k].size;
-  const std::int64_t by_grain = total / kParallelGrain;
-  const int threads = static_cast<int>(std::min<std::int64_t>(max_threads, by_grain));
+  const int threads = threads_for(total, max_threads);
   if (threads <= 1) {
     for (std::size_t k = 0; k < count; ++k) {
-      if (slots[k].size > 0) range(slots[k], 0, slots[k].size);
+      if (slots[k].size > 0) range(0, slots[k], 0, slots[k].size);
     }
     return;
   }
@@ -82,10 +90,21 @@ void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
     for (; k < count && offsets[k] < hi; ++k) {
       const std::int64_t begin = std::max(lo, offsets[k]) - offsets[k];
       const std::int64_t end = std::min(hi, offsets[k + 1]) - offsets[k];
-      if (begin < end) range(slots[k], begin, end);
+      if (begin < end) range(static_cast<int>(t), slots[k], begin, end);
     }
   }
 #endif
+}
+
+// range(slot, begin, end) over every element of every slot, split across up to
+// max_threads threads by total elements.
+template <class T, class Range>
+void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
+                   const Range& range) {
+  for_each_share(slots, count, max_threads,
+                 [&](int, const Slot<T>& slot, std::int64_t begin, std::int64_t end) {
+                   range(slot, begin, end);
+                 });
 }
 
 // One multi-tensor step of `Rule`: slot k uses options[slots[k].options].

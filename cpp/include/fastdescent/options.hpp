@@ -48,4 +48,22 @@ struct AdamOptions {
   std::int64_t step;  // this step's number, from 1
 };
 
+// Gradient accumulation and transformations (accumulate.hpp, transforms.hpp).
+
+struct AccumulateOptions {
+  double scale;  // acc += scale * grad
+};
+
+struct ScaleOptions {
+  double factor;  // x *= factor
+};
+
+struct ClipOptions {
+  double lo, hi;  // x = min(max(x, lo), hi)
+};
+
+struct EMAOptions {
+  double decay;  // avg = decay * avg + (1 - decay) * param, as torch.lerp(avg, param, 1 - decay)
+};
+
 }  // namespace fastdescent

@@ -2,7 +2,10 @@
 
 A backend is a module with the functions ``sgd_step``, ``adagrad_step``, ``rmsprop_step``,
 ``adam_step``, ``first_nonfinite``, ``simd_level``, ``get_num_threads`` and
-``set_num_threads``, with the same arguments in the same order in every backend.
+``set_num_threads``, and the gradient accumulation and transformation kernels
+``accumulate``, ``row_mean``, ``sum_of_squares``, ``scale_``, ``clip_`` and ``ema_update``
+(which check their own arguments: see :mod:`fastdescent.backends.lists`), with the same
+arguments in the same order in every backend.
 
 ``cpp``
     the compiled C++ kernels (the default);

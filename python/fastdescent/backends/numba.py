@@ -38,6 +38,8 @@ import sys
 
 import numpy as np
 
+from . import lists
+
 try:
     import numba
     from numba import njit, prange, types
@@ -238,8 +240,134 @@ def _all_finite(values):
     return finite
 
 
+# ---------------------------------------- gradient accumulation and transformations: rules
+
+@_part
+def _accumulate_setup(p, k):
+    (scale,) = k
+    return _as(p, scale)
+
+
+@_part
+def _accumulate_rule(i, acc, grad, unused0, unused1, unused2, scale):
+    acc[i] = acc[i] + scale * grad[i]
+
+
+@_part
+def _scale_setup(p, k):
+    (factor,) = k
+    return _as(p, factor)
+
+
+@_part
+def _scale_rule(i, x, unused0, unused1, unused2, unused3, factor):
+    x[i] = x[i] * factor
+
+
+@_part
+def _clip_setup(p, k):
+    lo, hi = k
+    return _as(p, lo), _as(p, hi)
+
+
+@_part
+def _clip_rule(i, x, unused0, unused1, unused2, unused3, c):
+    lo, hi = c
+    v = x[i]
+    if v < lo:  # false for NaN: NaN passes through
+        v = lo
+    if hi < v:
+        v = hi
+    x[i] = v
+
+
+@_part
+def _ema_setup(p, k):
+    (decay,) = k
+    weight = _as(p, 1.0 - decay)
+    return weight, _as(p, 1.0) - weight
+
+
+@_part
+def _ema_rule(i, average, param, unused0, unused1, unused2, c):
+    weight, complement = c
+    average[i] = _lerp(average[i], param[i], weight, complement)
+
+
+_ACCUMULATE = _elementwise(_accumulate_setup, _accumulate_rule)
+_SCALE = _elementwise(_scale_setup, _scale_rule)
+_CLIP = _elementwise(_clip_setup, _clip_rule)
+_EMA = _elementwise(_ema_setup, _ema_rule)
+
+
+# Reductions: only the order of the additions may change (reassoc lets the sum vectorize).
+@njit(fastmath={"reassoc"}, **_JIT)
+def _squares_serial(x):
+    total = 0.0
+    for i in range(x.size):
+        v = np.float64(x[i])
+        total += v * v
+    return total
+
+
+@njit(parallel=True, fastmath={"reassoc"}, **_JIT)
+def _squares_parallel(x):
+    total = 0.0
+    for i in prange(x.size):
+        v = np.float64(x[i])
+        total += v * v
+    return total
+
+
+#: columns per block of row_mean (as the C++ kernel: the block's float64 sums stay in L2)
+ROW_MEAN_BLOCK = 16384
+
+
+@register_jitable
+def _row_mean_columns(matrix, out, begin, end):
+    # Rows added in order in float64, four per pass over the sums (same order as one at a
+    # time), then divided once: the C++ kernel's arithmetic, bit for bit.
+    rows = matrix.shape[0]
+    count = np.float64(rows)
+    sums = np.empty(min(ROW_MEAN_BLOCK, end - begin), np.float64)
+    for block in range(begin, end, ROW_MEAN_BLOCK):
+        width = min(ROW_MEAN_BLOCK, end - block)
+        for j in range(width):
+            sums[j] = np.float64(matrix[0, block + j])
+        r = 1
+        while r + 4 <= rows:
+            for j in range(width):
+                k = block + j
+                sums[j] = (((sums[j] + np.float64(matrix[r, k])) + np.float64(matrix[r + 1, k]))
+                           + np.float64(matrix[r + 2, k])) + np.float64(matrix[r + 3, k])
+            r += 4
+        while r < rows:
+            for j in range(width):
+                sums[j] += np.float64(matrix[r, block + j])
+            r += 1
+        for j in range(width):
+            out[block + j] = sums[j] / count
+
+
+@njit(**_JIT)
+def _row_mean_serial(matrix, out):
+    _row_mean_columns(matrix, out, 0, matrix.shape[1])
+
+
+@njit(parallel=True, **_JIT)
+def _row_mean_parallel(matrix, out, shares):
+    cols = matrix.shape[1]
+    for t in prange(shares):
+        lo = 0 if t == 0 else (cols * t // shares) // 64 * 64
+        hi = cols if t + 1 == shares else (cols * (t + 1) // shares) // 64 * 64
+        if lo < hi:
+            _row_mean_columns(matrix, out, lo, hi)
+
+
 #: every compiled function of this backend (the tests read their cache statistics)
-DISPATCHERS = (*_SGD, *_ADAGRAD, *_RMSPROP, *_ADAM, _all_finite)
+DISPATCHERS = (*_SGD, *_ADAGRAD, *_RMSPROP, *_ADAM, _all_finite, *_ACCUMULATE, *_SCALE,
+               *_CLIP, *_EMA, _squares_serial, _squares_parallel, _row_mean_serial,
+               _row_mean_parallel)
 
 
 # ------------------------------------------------------------------------ the Python side
@@ -381,3 +509,67 @@ def set_num_threads(n):
     # numba's pool is sized at startup (NUMBA_NUM_THREADS): more than that is not an error
     # for the other backends, so ask for as many as there are.
     numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
+
+
+# ------------------------------- gradient accumulation and transformations: the Python side
+
+def _threaded(rows) -> bool:
+    return numba.get_num_threads() > 1 and any(r[0].size >= PARALLEL_MIN_SIZE for r in rows)
+
+
+def _run(loops, rows, k):
+    """Run one rule's loop over each checked row (one or two arrays)."""
+    threaded = _threaded(rows)
+    for row in rows:
+        flat = [a.reshape(-1) for a in row]
+        args = flat + [None] * (5 - len(flat)) + [k]
+        loops[threaded and row[0].size >= PARALLEL_MIN_SIZE](*args)
+
+
+def accumulate(accs, grads, scale):
+    scale = lists.real_arg("accumulate", "scale", scale)
+    rows = lists.check_lists("accumulate", ("accs", accs, True, False),
+                             ("grads", grads, False, False))
+    _run(_ACCUMULATE, rows, (scale,))
+
+
+def row_mean(matrix, out):
+    lists.check_row_mean(matrix, out)
+    rows = matrix.shape[0]
+    cols = out.size
+    if cols == 0:
+        return
+    shares = min(numba.get_num_threads(), rows * cols // 65536, cols // 64)
+    flat, target = matrix.reshape(rows, cols), out.reshape(-1)
+    if shares > 1:
+        _row_mean_parallel(flat, target, shares)
+    else:
+        _row_mean_serial(flat, target)
+
+
+def sum_of_squares(arrays):
+    rows = lists.check_lists("sum_of_squares", ("arrays", arrays, False, True))
+    threaded = _threaded(rows)
+    total = 0.0
+    for (array,) in rows:
+        flat = array.reshape(-1)
+        total += (_squares_parallel if threaded and flat.size >= PARALLEL_MIN_SIZE
+                  else _squares_serial)(flat)
+    return total
+
+
+def scale_(arrays, factor):
+    factor = lists.real_arg("scale_", "factor", factor)
+    _run(_SCALE, lists.check_lists("scale_", ("arrays", arrays, True, True)), (factor,))
+
+
+def clip_(arrays, lo, hi):
+    lo, hi = lists.check_bounds("clip_", lo, hi)
+    _run(_CLIP, lists.check_lists("clip_", ("arrays", arrays, True, True)), (lo, hi))
+
+
+def ema_update(averages, params, decay):
+    decay = lists.check_decay("ema_update", decay)
+    rows = lists.check_lists("ema_update", ("averages", averages, True, False),
+                             ("params", params, False, False))
+    _run(_EMA, rows, (decay,))

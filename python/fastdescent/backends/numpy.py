@@ -16,6 +16,8 @@ import math
 
 import numpy as np
 
+from . import lists
+
 NAME = "numpy"
 
 
@@ -118,3 +120,55 @@ def get_num_threads():
 def set_num_threads(n):
     if n < 1:
         raise ValueError(f"set_num_threads: n must be at least 1, got {n}")
+
+
+# ------------------------------------------------- gradient accumulation and transformations
+# These check their arguments (fastdescent.backends.lists, the compiled kernels' checks and
+# messages): they are called directly by fastdescent.accumulate and fastdescent.transforms.
+
+def accumulate(accs, grads, scale):
+    """``acc += scale * grad`` for each pair of arrays of two aligned lists, in place."""
+    scale = lists.real_arg("accumulate", "scale", scale)
+    for acc, grad in lists.check_lists("accumulate", ("accs", accs, True, False),
+                                       ("grads", grads, False, False)):
+        acc += acc.dtype.type(scale) * grad
+
+
+def row_mean(matrix, out):
+    """``out`` = the mean over the rows (first axis) of ``matrix``: rows added in order, in
+    float64 for either dtype, then divided by their number."""
+    lists.check_row_mean(matrix, out)
+    out[...] = matrix.mean(axis=0, dtype=np.float64)
+
+
+def sum_of_squares(arrays):
+    """The sum of the squares of every element of every array (None skipped), in float64."""
+    total = 0.0
+    for (array,) in lists.check_lists("sum_of_squares", ("arrays", arrays, False, True)):
+        with np.errstate(over="ignore"):  # an overflow is inf, as in the compiled kernel
+            total += float(np.sum(np.square(array, dtype=np.float64)))
+    return total
+
+
+def scale_(arrays, factor):
+    """``x *= factor`` for every array (None skipped), in place."""
+    factor = lists.real_arg("scale_", "factor", factor)
+    for (array,) in lists.check_lists("scale_", ("arrays", arrays, True, True)):
+        array *= array.dtype.type(factor)
+
+
+def clip_(arrays, lo, hi):
+    """``x = min(max(x, lo), hi)`` for every array (None skipped), in place; NaN stays NaN."""
+    lo, hi = lists.check_bounds("clip_", lo, hi)
+    for (array,) in lists.check_lists("clip_", ("arrays", arrays, True, True)):
+        t = array.dtype.type
+        np.clip(array, t(lo), t(hi), out=array)
+
+
+def ema_update(averages, params, decay):
+    """``average = decay * average + (1 - decay) * param`` in place, computed as
+    ``torch.lerp(average, param, 1 - decay)`` (torch.optim.swa_utils.get_ema_multi_avg_fn)."""
+    decay = lists.check_decay("ema_update", decay)
+    for average, param in lists.check_lists("ema_update", ("averages", averages, True, False),
+                                            ("params", params, False, False)):
+        average[...] = _lerp(average, param, average.dtype.type(1.0 - decay))
