@@ -17,6 +17,26 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture
+def restore_backend():
+    """Whatever a test does to the default backend is undone afterwards."""
+    import fastdescent as fd
+
+    saved = fd.get_backend()
+    yield saved
+    fd.set_backend(saved)
+
+
+@pytest.fixture
+def restore_threads():
+    """Whatever a test does to the thread count is undone afterwards."""
+    import fastdescent as fd
+
+    saved = fd.get_num_threads()
+    yield saved
+    fd.set_num_threads(saved)
+
+
 def snapshot(optimizer):
     """A deep copy of everything a step may change: params, state, counters, options."""
     return {

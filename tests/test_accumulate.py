@@ -20,18 +20,6 @@ SHAPES = ((0,), (1,), (7,), (33,), (3, 5), ())
 RTOL = {np.dtype(np.float32): 1e-6, np.dtype(np.float64): 1e-15}
 
 
-@pytest.fixture
-def restore_backend():
-    saved = fd.get_backend()
-    yield saved
-    fd.set_backend(saved)
-
-
-@pytest.fixture
-def restore_threads():
-    saved = fd.get_num_threads()
-    yield saved
-    fd.set_num_threads(saved)
 
 
 def _arrays(shapes, dtype, seed):

@@ -19,19 +19,6 @@ from conftest import assert_unchanged, snapshot
 OPTIMIZERS = [fd.SGD, fd.Adagrad, fd.RMSprop, fd.Adam, fd.AdamW]
 
 
-@pytest.fixture
-def restore_backend():
-    """Whatever a test does to the default backend is undone afterwards."""
-    saved = fd.get_backend()
-    yield saved
-    fd.set_backend(saved)
-
-
-@pytest.fixture
-def restore_threads():
-    saved = fd.get_num_threads()
-    yield saved
-    fd.set_num_threads(saved)
 
 
 def python(code, **env):

@@ -37,20 +37,13 @@ def run(name, backend, sizes, dtype=np.float32, steps=5, seed=0):
     return params
 
 
-@pytest.fixture
-def threads():
-    saved = fd.get_num_threads()
-    yield
-    fd.set_num_threads(saved)
-
-
 # Many tensors whose total is above the threading grain: the split between threads falls
 # inside tensors, and some tensors are empty.
 MANY = [1000] * 150 + [0, 1, 7, 33] + [70_001]
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_threads_split_many_tensors_without_changing_the_bits(name, threads):
+def test_threads_split_many_tensors_without_changing_the_bits(name, restore_threads):
     results = []
     for n in (1, 2):
         fd.set_num_threads(n)
@@ -61,7 +54,7 @@ def test_threads_split_many_tensors_without_changing_the_bits(name, threads):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_many_tensors_agree_with_the_reference(name, dtype, threads):
+def test_many_tensors_agree_with_the_reference(name, dtype, restore_threads):
     fd.set_num_threads(2)
     got = run(name, "cpp", MANY, dtype)
     want = run(name, "numpy", MANY, dtype)

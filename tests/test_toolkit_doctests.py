@@ -15,13 +15,6 @@ MODULES = ["fastdescent.schedules", "fastdescent.problems", "fastdescent.minimiz
            "fastdescent.newton", "fastdescent.result"]
 
 
-@pytest.fixture
-def restore_backend():
-    saved = fd.get_backend()
-    yield
-    fd.set_backend(saved)
-
-
 @pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples_pass(module, backend, restore_backend):
     fd.set_backend(backend)  # the examples use the default backend

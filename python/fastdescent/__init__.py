@@ -28,5 +28,5 @@ __all__ = [
     "accumulate", "row_mean", "GradientAccumulator", "global_norm", "clip_by_global_norm",
     "clip_by_value", "ClipByGlobalNorm", "ClipByValue", "SkipNonFinite", "skip_nonfinite", "EMA",
     "Chain", "chain",
-    "schedules", "problems", "minimize", "newton", "OptimizeResult",
+    "schedules", "problems", "minimize", "newton", "OptimizeResult", "models", "plot",
 ]

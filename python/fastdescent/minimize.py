@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from .optim import Optimizer
-from .result import (OptimizeResult, Trace, as_gradient, as_loss, check_callable,
-                     check_steps, check_tol, start_point)
+from .result import (OptimizeResult, Trace, as_gradient, as_loss, check_callable, check_steps,
+                     check_tol, converged, start_point, step_limit_reached)
 
 __all__ = ["minimize"]
 
@@ -140,16 +140,10 @@ def minimize(fun_grad, x0, optimizer, steps, *, tol=None, callback=None, backend
         with np.errstate(over="ignore"):
             gnorm = float(np.linalg.norm(grad))
         if tol is not None and gnorm <= tol:
-            status = "converged"
-            message = f"converged: gradient norm {gnorm:.3g} <= tol {tol:g} after {nit} steps"
+            status, message = converged(tol, gnorm, nit)
             break
         if nit == steps:
-            if tol is None:
-                status, message = "completed", f"completed {steps} steps"
-            else:
-                status = "max_steps"
-                message = (f"gradient norm {gnorm:.3g} still above tol {tol:g} after "
-                           f"{steps} steps")
+            status, message = step_limit_reached(steps, tol, gnorm)
             break
         with np.errstate(over="ignore", invalid="ignore"):
             opt.step([grad])

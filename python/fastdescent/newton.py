@@ -7,8 +7,8 @@ import math
 import numpy as np
 
 from ._validation import check_range
-from .result import (OptimizeResult, Trace, as_gradient, as_loss, check_callable,
-                     check_steps, check_tol, start_point)
+from .result import (OptimizeResult, Trace, as_gradient, as_loss, check_callable, check_steps,
+                     check_tol, converged, start_point, step_limit_reached)
 
 __all__ = ["newton"]
 
@@ -178,16 +178,10 @@ def newton(fun_grad_hess, x0, steps, *, lr=1.0, damping=None, tol=1e-10, callbac
                            f"the Hessian has a negative eigenvalue ({lowest:.3g}): a "
                            f"saddle point or a maximum, not a minimum")
             else:
-                status = "converged"
-                message = f"converged: gradient norm {gnorm:.3g} <= tol {tol:g} after {nit} steps"
+                status, message = converged(tol, gnorm, nit)
             break
         if nit == steps:
-            if tol is None:
-                status, message = "completed", f"completed {steps} steps"
-            else:
-                status = "max_steps"
-                message = (f"gradient norm {gnorm:.3g} still above tol {tol:g} after "
-                           f"{steps} steps")
+            status, message = step_limit_reached(steps, tol, gnorm)
             break
 
         # One step: the new point and its evaluation, or a reason to stop.

@@ -167,6 +167,21 @@ def as_gradient(grad, x: np.ndarray, where: str) -> np.ndarray:
     return g
 
 
+def step_limit_reached(steps: int, tol: float | None, gradient_norm: float) -> tuple[str, str]:
+    """(status, message) of a run that used all its steps: "completed" without a
+    tolerance, else "max_steps" (the gradient norm is still above ``tol``)."""
+    if tol is None:
+        return "completed", f"completed {steps} steps"
+    return "max_steps", (f"gradient norm {gradient_norm:.3g} still above tol {tol:g} after "
+                         f"{steps} steps")
+
+
+def converged(tol: float, gradient_norm: float, steps: int) -> tuple[str, str]:
+    """(status, message) of a run stopped by the gradient-norm tolerance."""
+    return "converged", (f"converged: gradient norm {gradient_norm:.3g} <= tol {tol:g} "
+                         f"after {steps} steps")
+
+
 class Trace:
     """The path and the loss history of a run, and the result built from them."""
 
