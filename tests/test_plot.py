@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+import matplotlib  # noqa: F401  (a test dependency: never skipped)
 
-from fastdescent import plot  # noqa: E402
+from fastdescent import plot
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
