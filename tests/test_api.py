@@ -313,20 +313,6 @@ def test_step_returns_none_and_updates_in_place(backend):
 # ---------------------------------------------------------------------------- docstrings
 
 
-DOC_MODULES = ["fastdescent", "fastdescent.optim.sgd",
-               "fastdescent.optim.adagrad", "fastdescent.optim.rmsprop",
-               "fastdescent.optim.adam"]
-
-
-@pytest.mark.parametrize("module", DOC_MODULES)
-def test_docstring_examples_pass(module, backend, restore_backend):
-    fd.set_backend(backend)  # the examples use the default backend
-    result = doctest.testmod(importlib.import_module(module), verbose=False, report=False,
-                             optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
-
-
 @pytest.mark.parametrize("cls", OPTIMIZERS, ids=lambda c: c.__name__)
 def test_every_optimizer_has_a_runnable_example(cls):
     examples = doctest.DocTestParser().get_examples(cls.__doc__)

@@ -20,7 +20,8 @@ import pytest
 from fastdescent import backends
 
 KERNELS = ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "first_nonfinite",
-           "simd_level", "get_num_threads", "set_num_threads")
+           "simd_level", "get_num_threads", "set_num_threads",
+           "accumulate", "row_mean", "sum_of_squares", "scale_", "clip_", "ema_update")
 RTOL = {np.dtype(np.float32): 2e-4, np.dtype(np.float64): 1e-9}
 
 

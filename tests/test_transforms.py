@@ -6,7 +6,6 @@ left bit-identical); ``fd.EMA`` against torch.optim.swa_utils.AveragedModel; ``f
 from __future__ import annotations
 
 import doctest
-import importlib
 import math
 
 import numpy as np
@@ -514,14 +513,6 @@ def test_chain_accepts_a_bare_array_for_one_param(backend):
 
 
 # ------------------------------------------------------------------------------- docstrings
-
-def test_docstring_examples_pass(backend, restore_backend):
-    fd.set_backend(backend)  # the examples use the default backend
-    module = importlib.import_module("fastdescent.transforms")
-    result = doctest.testmod(module, verbose=False, report=False, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0
-    assert result.failed == 0
-
 
 @pytest.mark.parametrize("name", ["global_norm", "clip_by_global_norm", "clip_by_value",
                                   "ClipByGlobalNorm", "ClipByValue", "SkipNonFinite",
