@@ -15,60 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "kinds.hpp"
 #include "register.hpp"
 #include "tensor_list.hpp"
 
 namespace fastdescent::bindings {
 
 namespace {
-
-// What differs between optimizers, as seen by a plan: the state columns, the kernel, and
-// how the per-tensor step number enters the options.
-struct SGDTraits {
-  using Options = SGDOptions;
-  static constexpr const char* columns[] = {"momentum_buffer"};
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.sgd; }
-  static std::int64_t step_key(std::int64_t step) { return step == 1 ? 1 : 2; }
-  static void set_step(Options& o, std::int64_t step) { o.first_step = step == 1; }
-  static bool requires_column(const Options& o, int) { return o.momentum != 0; }
-  static void set_lr(Options& o, double lr) { o.lr = lr; }
-};
-
-struct AdagradTraits {
-  using Options = AdagradOptions;
-  static constexpr const char* columns[] = {"sum"};
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.adagrad; }
-  static std::int64_t step_key(std::int64_t step) { return step; }
-  static void set_step(Options& o, std::int64_t step) { o.step = step; }
-  static bool requires_column(const Options&, int) { return true; }
-  static void set_lr(Options& o, double lr) { o.lr = lr; }
-};
-
-struct RMSpropTraits {
-  using Options = RMSpropOptions;
-  static constexpr const char* columns[] = {"square_avg", "grad_avg", "momentum_buffer"};
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.rmsprop; }
-  static std::int64_t step_key(std::int64_t) { return 0; }
-  static void set_step(Options&, std::int64_t) {}
-  static bool requires_column(const Options& o, int column) {
-    return column == 0 || (column == 1 && o.centered) || (column == 2 && o.momentum > 0);
-  }
-  static void set_lr(Options& o, double lr) { o.lr = lr; }
-};
-
-struct AdamTraits {
-  using Options = AdamOptions;
-  static constexpr const char* columns[] = {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.adam; }
-  static std::int64_t step_key(std::int64_t step) { return step; }
-  static void set_step(Options& o, std::int64_t step) { o.step = step; }
-  static bool requires_column(const Options& o, int column) { return column < 2 || o.amsgrad; }
-  static void set_lr(Options& o, double lr) { o.lr = lr; }
-};
 
 DType dtype_of(const py::array& a) {
   return a.dtype().equal(py::dtype::of<float>()) ? DType::float32 : DType::float64;
@@ -382,15 +335,18 @@ class StepPlan {
   std::size_t last_ = 0;
 };
 
-template <class Traits, class SetGroup>
-void bind_plan(py::module_& m, const char* name, SetGroup set_group, const char* doc) {
+template <class Traits>
+void bind_plan(py::module_& m, const char* name, const char* doc) {
   using namespace pybind11::literals;
   using Plan = StepPlan<Traits>;
   py::class_<Plan> cls(m, name, doc);
   cls.def(py::init<py::sequence, py::sequence, py::sequence,
                    py::array_t<std::int64_t, py::array::c_style>, std::size_t>(),
           "params"_a, "state"_a, "groups"_a, "steps"_a, "group_count"_a);
-  set_group(cls);
+  // set_group(group, **options): the options by the names of the optimizer's kernel.
+  cls.def("set_group", [](Plan& plan, std::size_t group, const py::kwargs& options) {
+    plan.set_group(group, Traits::read(options));
+  }, "group"_a);
   cls.def("set_lr", &Plan::set_lr, "group"_a, "lr"_a);
   cls.def("step", &Plan::step, "grads"_a, "check_finite"_a = false);
   cls.def("__len__", &Plan::size);
@@ -402,31 +358,14 @@ void bind_plan(py::module_& m, const char* name, SetGroup set_group, const char*
 }  // namespace
 
 void register_plans(py::module_& m) {
-  using namespace pybind11::literals;
-  bind_plan<SGDTraits>(m, "SGDPlan", [](auto& cls) {
-    using Plan = StepPlan<SGDTraits>;
-    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double momentum, double dampening, double weight_decay, bool nesterov, bool maximize) {
-      plan.set_group(group, SGDOptions{lr, momentum, dampening, weight_decay, nesterov, maximize, false});
-    }, "group"_a, "lr"_a, "momentum"_a, "dampening"_a, "weight_decay"_a, "nesterov"_a, "maximize"_a);
-  }, "SGD over bound tensors: state column momentum_buffer.");
-  bind_plan<AdagradTraits>(m, "AdagradPlan", [](auto& cls) {
-    using Plan = StepPlan<AdagradTraits>;
-    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double lr_decay, double weight_decay, double eps, bool maximize) {
-      plan.set_group(group, AdagradOptions{lr, lr_decay, weight_decay, eps, maximize, 1});
-    }, "group"_a, "lr"_a, "lr_decay"_a, "weight_decay"_a, "eps"_a, "maximize"_a);
-  }, "Adagrad over bound tensors: state column sum.");
-  bind_plan<RMSpropTraits>(m, "RMSpropPlan", [](auto& cls) {
-    using Plan = StepPlan<RMSpropTraits>;
-    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double alpha, double eps, double weight_decay, double momentum, bool centered, bool maximize) {
-      plan.set_group(group, RMSpropOptions{lr, alpha, eps, weight_decay, momentum, centered, maximize});
-    }, "group"_a, "lr"_a, "alpha"_a, "eps"_a, "weight_decay"_a, "momentum"_a, "centered"_a, "maximize"_a);
-  }, "RMSprop over bound tensors: state columns square_avg, grad_avg, momentum_buffer.");
-  bind_plan<AdamTraits>(m, "AdamPlan", [](auto& cls) {
-    using Plan = StepPlan<AdamTraits>;
-    cls.def("set_group", [](Plan& plan, std::size_t group, double lr, double beta1, double beta2, double eps, double weight_decay, bool decoupled_weight_decay, bool amsgrad, bool maximize) {
-      plan.set_group(group, AdamOptions{lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, amsgrad, maximize, 1});
-    }, "group"_a, "lr"_a, "beta1"_a, "beta2"_a, "eps"_a, "weight_decay"_a, "decoupled_weight_decay"_a, "amsgrad"_a, "maximize"_a);
-  }, "Adam / AdamW over bound tensors: state columns exp_avg, exp_avg_sq, max_exp_avg_sq.");
+  bind_plan<SGDTraits>(m, "SGDPlan", "SGD over bound tensors: state column momentum_buffer.");
+  bind_plan<AdagradTraits>(m, "AdagradPlan", "Adagrad over bound tensors: state column sum.");
+  bind_plan<RMSpropTraits>(
+      m, "RMSpropPlan",
+      "RMSprop over bound tensors: state columns square_avg, grad_avg, momentum_buffer.");
+  bind_plan<AdamTraits>(
+      m, "AdamPlan",
+      "Adam / AdamW over bound tensors: state columns exp_avg, exp_avg_sq, max_exp_avg_sq.");
 }
 
 }  // namespace fastdescent::bindings

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kinds.hpp"
 #include "register.hpp"
 
 namespace fastdescent::bindings {
@@ -21,60 +22,6 @@ namespace fastdescent::bindings {
 namespace py = pybind11;
 
 namespace {
-
-// Per optimizer kind: the state columns, the kernel, and how options are read and stepped.
-struct SGDKind {
-  using Options = SGDOptions;
-  static constexpr int columns = 1;
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.sgd; }
-  static Options read(const py::dict& d) {
-    return {d["lr"].cast<double>(), d["momentum"].cast<double>(), d["dampening"].cast<double>(),
-            d["weight_decay"].cast<double>(), d["nesterov"].cast<bool>(),
-            d["maximize"].cast<bool>(), false};
-  }
-  static void set_step(Options& o, std::int64_t step) { o.first_step = step == 1; }
-};
-
-struct AdagradKind {
-  using Options = AdagradOptions;
-  static constexpr int columns = 1;
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.adagrad; }
-  static Options read(const py::dict& d) {
-    return {d["lr"].cast<double>(), d["lr_decay"].cast<double>(),
-            d["weight_decay"].cast<double>(), d["eps"].cast<double>(),
-            d["maximize"].cast<bool>(), 1};
-  }
-  static void set_step(Options& o, std::int64_t step) { o.step = step; }
-};
-
-struct RMSpropKind {
-  using Options = RMSpropOptions;
-  static constexpr int columns = 3;
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.rmsprop; }
-  static Options read(const py::dict& d) {
-    return {d["lr"].cast<double>(), d["alpha"].cast<double>(), d["eps"].cast<double>(),
-            d["weight_decay"].cast<double>(), d["momentum"].cast<double>(),
-            d["centered"].cast<bool>(), d["maximize"].cast<bool>()};
-  }
-  static void set_step(Options&, std::int64_t) {}
-};
-
-struct AdamKind {
-  using Options = AdamOptions;
-  static constexpr int columns = 3;
-  template <class T>
-  static auto kernel(const KernelSet<T>& set) { return set.adam; }
-  static Options read(const py::dict& d) {
-    return {d["lr"].cast<double>(), d["beta1"].cast<double>(), d["beta2"].cast<double>(),
-            d["eps"].cast<double>(), d["weight_decay"].cast<double>(),
-            d["decoupled_weight_decay"].cast<bool>(), d["amsgrad"].cast<bool>(),
-            d["maximize"].cast<bool>(), 1};
-  }
-  static void set_step(Options& o, std::int64_t step) { o.step = step; }
-};
 
 template <class T>
 py::array_t<T, py::array::c_style> checked(py::handle object, const char* name,
@@ -89,6 +36,9 @@ py::array_t<T, py::array::c_style> checked(py::handle object, const char* name,
   if (writable && !a.writeable()) throw py::value_error(std::string(name) + " must be writable");
   return py::array_t<T, py::array::c_style>(a);
 }
+
+template <class Kind>
+constexpr int kColumns = static_cast<int>(std::size(Kind::columns));
 
 struct Settings {
   train::Loss loss;
@@ -115,7 +65,7 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
   auto b = checked<T>(params[1], "b", true);
   if (W.size() != s.k * f || b.size() != s.k) throw py::value_error("W must have k * f elements and b k elements");
   if (steps.size() != 2 || !steps.writeable()) throw py::value_error("steps must be a writable int64 array of 2 entries");
-  if (static_cast<int>(state.size()) != Kind::columns) throw py::value_error("state must hold one entry per state column");
+  if (static_cast<int>(state.size()) != kColumns<Kind>) throw py::value_error("state must hold one entry per state column");
   const double* lrs = nullptr;
   py::array_t<double, py::array::c_style> lr_array;
   if (!lrs_in.is_none()) {
@@ -134,7 +84,7 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
   slots[1].data[0] = b.mutable_data();
   slots[1].data[1] = gb.data();
   std::vector<py::array_t<T, py::array::c_style>> keep;
-  for (int c = 0; c < Kind::columns; ++c) {
+  for (int c = 0; c < kColumns<Kind>; ++c) {
     py::object column = state[c];
     if (column.is_none()) continue;
     py::list arrays = column.cast<py::list>();
@@ -244,10 +194,10 @@ void register_training(py::module_& m) {
         s.seed = seed;
         s.threads = threads;
         if (epochs < 0) throw py::value_error("epochs must be >= 0");
-        if (kind == "sgd") return fit_kind<SGDKind>(X, y, params, state, steps, options, s, lrs);
-        if (kind == "adagrad") return fit_kind<AdagradKind>(X, y, params, state, steps, options, s, lrs);
-        if (kind == "rmsprop") return fit_kind<RMSpropKind>(X, y, params, state, steps, options, s, lrs);
-        if (kind == "adam") return fit_kind<AdamKind>(X, y, params, state, steps, options, s, lrs);
+        if (kind == "sgd") return fit_kind<SGDTraits>(X, y, params, state, steps, options, s, lrs);
+        if (kind == "adagrad") return fit_kind<AdagradTraits>(X, y, params, state, steps, options, s, lrs);
+        if (kind == "rmsprop") return fit_kind<RMSpropTraits>(X, y, params, state, steps, options, s, lrs);
+        if (kind == "adam") return fit_kind<AdamTraits>(X, y, params, state, steps, options, s, lrs);
         throw py::value_error("unknown optimizer kind " + kind);
       },
       "kind"_a, "X"_a, "y"_a, "params"_a, "state"_a, "steps"_a, "options"_a, "loss"_a, "k"_a,
