@@ -314,3 +314,18 @@ def test_a_refused_state_dict_changes_nothing():
     assert_same_snapshot(snapshot(opt, [w]), before)
     opt.step()
     assert opt.state[w]["step"].item() == 2
+
+
+def test_gradients_kept_between_steps_are_read_afresh():
+    """zero_grad(set_to_none=False) keeps the .grad tensors: in-place changes to them, and a
+    .grad whose storage was swapped, are what the next step sees."""
+    ours_w, theirs_w = torch.ones(4, requires_grad=True), torch.ones(4, requires_grad=True)
+    ours, theirs = fdt.Adam([ours_w], lr=0.1), torch.optim.Adam([theirs_w], lr=0.1)
+    for w, opt in ((ours_w, ours), (theirs_w, theirs)):
+        for k in range(6):
+            opt.zero_grad(set_to_none=False)
+            (w * (k + 1.0) * w).sum().backward()
+            if k == 3:
+                w.grad.data = torch.full((4,), -5.0)  # a new storage behind the same tensor
+            opt.step()
+    np.testing.assert_allclose(ours_w.detach().numpy(), theirs_w.detach().numpy(), rtol=2e-6)

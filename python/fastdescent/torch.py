@@ -124,6 +124,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self._step_values = np.zeros(len(params), dtype=np.float64 if torch.get_default_dtype()
                                      == torch.float64 else np.float32)
         self._step_tensor = torch.from_numpy(self._step_values)
+        self._grad_views: list[tuple | None] = [None] * len(params)
         self._mirrored = -1
         self._mirror()
 
@@ -194,13 +195,22 @@ class _KernelOptimizer(torch.optim.Optimizer):
             self._build()
         self._push_options()
         grads = []
+        views = self._grad_views
         for i, param in enumerate(self._params):
             grad = param.grad
             if grad is not None:
-                try:
-                    grad = grad.numpy()
-                except (RuntimeError, TypeError):  # requires grad, sparse, not on the CPU...
-                    grad = as_array(grad, f"grads[{i}]", writable=False)
+                # A .grad kept from the last step (zero_grad(set_to_none=False), gradient
+                # accumulation) reuses its view: 0.2 us instead of 2.4 for a new one.
+                seen = views[i]
+                if seen is not None and seen[0] is grad and seen[1] == grad.data_ptr():
+                    grad = seen[2]
+                else:
+                    try:
+                        view = grad.numpy()
+                    except (RuntimeError, TypeError):  # requires grad, sparse, not CPU...
+                        view = as_array(grad, f"grads[{i}]", writable=False)
+                    views[i] = (grad, grad.data_ptr(), view)
+                    grad = view
             grads.append(grad)
         engine = self._engine
         engine.step(grads)
@@ -209,6 +219,11 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if self._mirrored != len(engine.state):
             self._mirror()
         return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        if set_to_none:  # the views must not keep the dropped gradients alive
+            self._grad_views = [None] * len(self._params)
 
     def state_dict(self) -> dict[str, Any]:
         """torch's state dict; ``step`` entries are copies (torch's own optimizers may
