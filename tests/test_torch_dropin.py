@@ -8,6 +8,7 @@ float64, plus a small absolute term near zero).
 
 from __future__ import annotations
 
+import copy
 import inspect
 import io
 
@@ -329,3 +330,17 @@ def test_gradients_kept_between_steps_are_read_afresh():
                 w.grad.data = torch.full((4,), -5.0)  # a new storage behind the same tensor
             opt.step()
     np.testing.assert_allclose(ours_w.detach().numpy(), theirs_w.detach().numpy(), rtol=2e-6)
+
+
+def test_a_deep_copy_steps_its_own_params():
+    w = torch.zeros(3, requires_grad=True)
+    opt = fdt.Adam([w], lr=0.1)
+    w.grad = torch.ones(3)
+    opt.step()
+    twin = copy.deepcopy(opt)
+    twin_w = twin.param_groups[0]["params"][0]
+    twin_w.grad = torch.ones(3)
+    twin.step()
+    assert twin_w is not w and twin.state[twin_w]["step"].item() == 2
+    np.testing.assert_allclose(w.detach().numpy(), -0.1, rtol=1e-6)  # the original: 1 step
+    assert twin_w[0].item() < -0.15

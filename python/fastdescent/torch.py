@@ -252,6 +252,9 @@ class _KernelOptimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+        if "_engine" not in self.__dict__:  # unpickled or deep-copied: bind the copies
+            self._engine = None
+            self._build()
 
 
 class SGD(_KernelOptimizer):
