@@ -6,6 +6,8 @@ from __future__ import annotations
 import bisect
 import math
 import numbers
+import sys
+import warnings
 
 import numpy as np
 
@@ -21,10 +23,103 @@ def check_array(array, name: str, *, writable: bool) -> np.ndarray:
         raise TypeError(
             f"{name} must have dtype float32 or float64 in native byte order, got {array.dtype}")
     if not array.flags.c_contiguous:
-        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray)")
+        if writable:
+            raise ValueError(f"{name} must be C-contiguous: it is updated in place, so keep it "
+                             "in contiguous memory (a copy by numpy.ascontiguousarray or "
+                             "tensor.contiguous() would be updated instead of it)")
+        raise ValueError(f"{name} must be C-contiguous (use numpy.ascontiguousarray, or "
+                         "tensor.contiguous() for a torch tensor)")
     if writable and not array.flags.writeable:
-        raise ValueError(f"{name} must be writable (it is updated in place)")
+        raise ValueError(f"{name} must be writable (it is updated in place); it is read-only, "
+                         "as immutable arrays (JAX's, for one) are: keep the params in a "
+                         "writable array, e.g. numpy.array(x), and hand that to the optimizer")
     return array
+
+
+def is_array_like(value) -> bool:
+    """Whether ``value`` is one array (rather than a list of them): an ndarray, or anything
+    exposing its memory through the array interface, the buffer protocol or DLPack."""
+    if isinstance(value, np.ndarray):
+        return True
+    if isinstance(value, (list, tuple, dict, str)):
+        return False
+    kind = type(value)
+    return (hasattr(kind, "__array_interface__") or hasattr(kind, "__array_struct__")
+            or hasattr(kind, "__dlpack__") or hasattr(kind, "__array__")
+            or _buffer(value) is not None)
+
+
+def _buffer(value) -> memoryview | None:
+    """``value``'s memory when it exposes the buffer protocol."""
+    try:
+        return memoryview(value)
+    except TypeError:
+        return None
+
+
+def _torch_tensor(value) -> bool:
+    # torch is never imported here: if the caller holds a tensor, torch is already loaded.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def as_array(value, name: str, *, writable: bool) -> np.ndarray:
+    """``value`` as a kernel can take it, viewed without a copy: an ndarray, or a NumPy view
+    of the memory of a torch CPU tensor, a ``memoryview`` or any object exposing the buffer
+    protocol, the array interface or DLPack (then checked as :func:`check_array` does).
+
+    Nothing is ever copied, so a param converted here is updated in place in its owner's
+    memory; an object whose memory cannot be viewed raises TypeError, one that is read-only
+    (JAX's arrays, a read-only buffer) raises ValueError when ``writable``.
+    """
+    if not isinstance(value, np.ndarray):
+        value = _view(value, name)
+    return check_array(value, name, writable=writable)
+
+
+def _view(value, name: str) -> np.ndarray:
+    """A NumPy array over the memory of ``value``, never a copy."""
+    if _torch_tensor(value):
+        try:
+            # detach() shares storage: a tensor that requires grad is viewed just the same.
+            return value.detach().numpy()
+        except (RuntimeError, TypeError) as error:
+            raise TypeError(f"{name} must be a dense CPU tensor that NumPy can view without a "
+                            f"copy (torch says: {error})") from None
+    kind = type(value)
+    if isinstance(value, (list, tuple, dict, str)) or not is_array_like(value):
+        raise TypeError(f"{name} must be a numpy.ndarray or an array NumPy can view without a "
+                        "copy (a torch CPU tensor, a buffer, a DLPack exporter), "
+                        f"got {kind.__name__}")
+    try:
+        buffer = _buffer(value)
+        if buffer is not None:
+            # Viewed through the buffer protocol (np.asarray would read bytes as a string).
+            return np.asarray(buffer)
+        if hasattr(kind, "__dlpack__") and not (hasattr(kind, "__array_interface__")
+                                               or hasattr(kind, "__array_struct__")):
+            return np.from_dlpack(value)
+        with warnings.catch_warnings():
+            # An __array__ that cannot promise a view (no copy= keyword) is refused below.
+            warnings.simplefilter("error", DeprecationWarning)
+            return np.asarray(value, copy=False)
+    except (DeprecationWarning, ValueError, TypeError, BufferError, RuntimeError) as error:
+        raise TypeError(f"{name} ({kind.__name__}) cannot be viewed as a NumPy array without a "
+                        f"copy ({error}); pass a numpy.ndarray") from None
+
+
+def as_arrays(values, name: str, count: int):
+    """``values`` (a list aligned with ``count`` params, ``None`` entries kept, or one array
+    when ``count == 1``) with every entry viewed as an ndarray by :func:`as_array`; ``None``
+    when there was nothing to convert (the caller's own error then stands)."""
+    if not isinstance(values, (list, tuple)):
+        if count != 1 or not is_array_like(values):
+            return None
+        values = [values]
+    elif all(v is None or isinstance(v, np.ndarray) for v in values):
+        return None
+    return [v if v is None else as_array(v, f"{name}[{i}]", writable=False)
+            for i, v in enumerate(values)]
 
 
 def check_matches_param(array: np.ndarray, name: str, param: np.ndarray, index: int) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from .. import backends
-from .._validation import (MemoryIndex, check_array, check_bool, check_matches_param,
-                           check_range)
+from .._validation import (MemoryIndex, as_array, as_arrays, check_array, check_bool,
+                           check_matches_param, check_range, is_array_like)
 from ..backends.plan import KINDS, make_plan
 
 
@@ -231,7 +231,12 @@ class Optimizer:
     """Base of fastdescent's optimizers.
 
     Parameters are NumPy arrays (float32 or float64, C-contiguous, writable) updated in place
-    by :meth:`step`. ``params`` is a list of arrays or a list of param groups
+    by :meth:`step`, or anything NumPy can view without a copy (torch CPU tensors, writable
+    buffers such as ``memoryview``, DLPack exporters): such params are viewed once, here, and
+    :attr:`params` and ``param_groups`` hold those views, so every step updates the caller's
+    own memory. Gradients may be of the same kinds.
+
+    ``params`` is a list of arrays or a list of param groups
     (``{"params": [...], "lr": ..., ...}``) whose keys override the defaults, as in
     torch.optim. Params are numbered in the order they appear across groups; ``grads``
     passed to :meth:`step` and error messages (``params[3]``, ``grads[3]``) use that
@@ -262,7 +267,7 @@ class Optimizer:
         self._edited = True
         self._unexposed = 0  # params stepped or not, missing from self.state
         self._state = StateDict(self)
-        if isinstance(params, np.ndarray):
+        if is_array_like(params):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
         if isinstance(params, (Mapping, str, bytes)) or not hasattr(params, "__iter__"):
@@ -338,13 +343,15 @@ class Optimizer:
         if "params" not in group:
             raise ValueError(f"{where} has no 'params' key")
         arrays = group["params"]
-        if isinstance(arrays, np.ndarray):
+        if is_array_like(arrays):
             arrays = [arrays]
         if not isinstance(arrays, Sequence) or isinstance(arrays, (str, bytes)):
             raise TypeError(f"{where}['params'] must be a list of arrays, "
                             f"got {type(arrays).__name__}")
         first = len(self._params)
-        checked = [check_array(a, f"params[{first + k}]", writable=True)
+        # Arrays from elsewhere (torch tensors, buffers, DLPack) are viewed once, here, so a
+        # step binds ndarrays only.
+        checked = [as_array(a, f"params[{first + k}]", writable=True)
                    for k, a in enumerate(arrays)]
         unknown = [k for k in group if k != "params" and k not in self.defaults]
         options = {**self.defaults, **{k: v for k, v in group.items() if k != "params"}}
@@ -432,7 +439,19 @@ class Optimizer:
                 lr = check_range(lr, f"param_groups[{gi}]['lr'] (the value its schedule "
                                      f"returned for step {step})", 0)
             plan.set_lr(gi, lr)
-        plan.step(grads, check_finite)
+        try:
+            plan.step(grads, check_finite)
+        except TypeError:
+            # The plans take ndarrays only; gradients of other kinds (torch tensors, buffers)
+            # are viewed as ndarrays and the step runs again: only they pay for it. The
+            # refused step changed nothing.
+            try:
+                converted = as_arrays(grads, "grads", len(self._params))
+            except (TypeError, ValueError) as error:
+                raise error from None
+            if converted is None:
+                raise
+            plan.step(converted, check_finite)
         self._step_count = step
         if self._unexposed:
             self._expose_state()
