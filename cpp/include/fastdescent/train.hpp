@@ -61,19 +61,24 @@ inline void axpy(T* out, T a, const T* x, std::int64_t f) {
   for (std::int64_t j = 0; j < f; ++j) out[j] += a * x[j];
 }
 
+// Asks for every cache line of a row, from the line of its first byte to the line of its
+// last: NumPy's large arrays start 16 bytes into a page, so a 256-byte row spans 5 lines.
 template <class T>
 inline void prefetch_row(const T* row, std::int64_t f) {
 #if defined(__GNUC__)
-  const char* p = reinterpret_cast<const char*>(row);
-  const std::int64_t bytes = f * static_cast<std::int64_t>(sizeof(T));
-  for (std::int64_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o);
+  const std::uintptr_t first = reinterpret_cast<std::uintptr_t>(row) & ~std::uintptr_t(63);
+  const std::uintptr_t last = reinterpret_cast<std::uintptr_t>(row + f) - 1;
+  for (std::uintptr_t line = first; line <= last; line += 64) {
+    __builtin_prefetch(reinterpret_cast<const void*>(line));
+  }
 #else
   (void)row;
   (void)f;
 #endif
 }
 
-// Distance (in rows) at which the rows of a batch are prefetched.
+// Distance (in rows) at which the rows of a batch and their targets are prefetched: enough
+// rows in flight to cover a DRAM access, few enough to fit the core's miss buffers.
 inline constexpr std::int64_t kPrefetchRows = 16;
 
 // Adds the gradient of the summed loss over rows order[begin..end) (identity order when
@@ -90,7 +95,11 @@ double accumulate_rows(const Problem<T>& p, const Index* order, std::int64_t beg
   };
   for (std::int64_t i = begin; i < end; ++i) {
     // Rows come in random order: ask for a row's lines well before it is read.
-    if (i + kPrefetchRows < end) prefetch_row(p.X + row_of(i + kPrefetchRows) * f, f);
+    if (i + kPrefetchRows < end) {
+      const std::int64_t ahead = row_of(i + kPrefetchRows);
+      prefetch_row(p.X + ahead * f, f);
+      prefetch_row(p.y + ahead, 1);
+    }
     const std::int64_t r = row_of(i);
     const T* x = p.X + r * f;
     const T y = p.y[r];
@@ -140,7 +149,9 @@ void prefetch_rows(const Problem<T>& p, const Index* order, std::int64_t begin,
                    std::int64_t end) {
   if (!order) return;  // in order, the hardware prefetcher does it
   for (std::int64_t i = begin; i < std::min(end, begin + kPrefetchRows); ++i) {
-    prefetch_row(p.X + static_cast<std::int64_t>(order[i]) * p.f, p.f);
+    const std::int64_t row = static_cast<std::int64_t>(order[i]);
+    prefetch_row(p.X + row * p.f, p.f);
+    prefetch_row(p.y + row, 1);
   }
 }
 
