@@ -207,7 +207,7 @@ def _rosenbrock_race(out_dir, seed):
     labelled = {f"{label}: ends at {_fmt_point(p[-1])}": p for label, p in paths.items()}
     plot.trajectories(lambda p: rosenbrock(p)[0], labelled,
                       bounds=[[-2, 2], [-1, 3]], minimum=[1, 1], log_levels=True,
-                      legend="lower left",
+                      legend="upper center",
                       title="Rosenbrock from (-1.5, 2): 3000 steps each",
                       path=os.path.join(out_dir, "rosenbrock_race.png"))
     return "distance to (1, 1) after 3000 steps: " + ", ".join(
