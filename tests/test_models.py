@@ -3,6 +3,9 @@ against the NumPy loop, scikit-learn conventions, bad input."""
 
 from __future__ import annotations
 
+import pickle
+import warnings
+
 import numpy as np
 import pytest
 
@@ -106,9 +109,39 @@ def test_schedule_lr_matches_python_loop():
 
 def test_verbose_prints_a_progress_bar(capsys):
     X, y = linear_data(n=50)
-    LinearRegression(epochs=3, verbose=True, random_state=0).fit(X, y)
-    err = capsys.readouterr().err
-    assert "epoch 3/3" in err and "loss" in err
+    model = LinearRegression(epochs=3, verbose=True, random_state=0).fit(X, y)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # Not a terminal: one line per epoch, the bar filling up, the epoch's loss, the time.
+    lines = captured.err.splitlines()
+    assert len(lines) == 3
+    for epoch, line in enumerate(lines, 1):
+        filled = 30 * epoch // 3
+        assert line.startswith("[" + "#" * filled + "-" * (30 - filled) + f"] epoch {epoch}/3")
+        assert f"loss {model.loss_curve_[epoch - 1]:.6g}" in line
+        assert line.endswith(" s")
+    quiet = LinearRegression(epochs=3, random_state=0).fit(X, y)
+    assert capsys.readouterr().err == ""
+    np.testing.assert_array_equal(quiet.coef_, model.coef_)  # per-epoch calls, same fit
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    from fastdescent._progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = Terminal()
+    progress = Progress(2, stream=stream, unit="epoch")
+    progress.update(1, "loss 0.5")
+    progress.update(2, "loss 0.25")
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.startswith("\r[" + "#" * 15 + "-" * 15 + "] epoch 1/2  loss 0.5")
+    assert "\r[" + "#" * 30 + "] epoch 2/2  loss 0.25" in text
 
 
 def test_random_state_makes_fits_repeatable_and_shuffle_matters():
@@ -197,6 +230,10 @@ def test_get_and_set_params_follow_sklearn():
     (np.array([[1.0, np.nan]]), np.ones(1), ValueError, "NaN"),
     (np.ones((2, 2)), np.array([1.0, np.inf]), ValueError, "NaN or infinity"),
     (np.array([["a", "b"]]), np.ones(1), TypeError, "real numbers"),
+    (np.array([[1.0, {}]], dtype=object), np.ones(1), TypeError, "real numbers"),
+    (np.ones((2, 2), dtype=complex), np.ones(2), ValueError, "Complex data not supported"),
+    (np.ones((3, 0)), np.ones(3), ValueError, r"0 feature\(s\)"),
+    (np.ones((3, 2)), None, ValueError, "requires y to be passed"),
     (np.ones((3, 2)), np.ones((3, 2)), ValueError, "1-D"),
 ])
 def test_bad_data_raises(X, y, error, match):
@@ -222,7 +259,89 @@ def test_unfitted_and_mismatched_predict():
         LinearRegression().predict(np.ones((2, 3)))
     X, y = linear_data(n=20)
     model = LinearRegression(epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="2 features but LinearRegression was fitted with 3"):
+    with pytest.raises(ValueError, match="2 features, but LinearRegression is expecting 3"):
         model.predict(np.ones((2, 2)))
     with pytest.raises(ValueError, match="two classes"):
         LogisticRegression().fit(X, np.zeros(20))
+
+
+# ---------------------------------------------------------------- scikit-learn conventions
+
+def test_sklearn_check_estimator_passes_every_check():
+    """scikit-learn's own estimator checks (fit/predict contracts, clone, pickling, input
+    validation messages, tags). Checks that need pandas or the array API are reported as
+    skipped by scikit-learn itself; none may fail."""
+    from sklearn.utils.estimator_checks import check_estimator
+
+    for model in (LinearRegression(epochs=5, random_state=0),
+                  LogisticRegression(epochs=5, random_state=0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            results = check_estimator(model, on_fail=None)
+        failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
+                  if r["status"] == "failed"]
+        assert failed == []
+        assert sum(r["status"] == "passed" for r in results) >= 45
+
+
+def test_sklearn_tags_clone_and_params():
+    from sklearn.base import clone, is_classifier, is_regressor
+    from sklearn.utils import get_tags
+
+    regressor = LinearRegression(lr=0.05, epochs=3, optimizer=fd.Adam,
+                                 optimizer_options={"amsgrad": True})
+    assert is_regressor(regressor) and not is_classifier(regressor)
+    assert is_classifier(LogisticRegression())
+    assert get_tags(regressor).input_tags.allow_nan is False
+    copy = clone(regressor)
+    assert copy is not regressor and copy.get_params() == regressor.get_params()
+    assert copy.optimizer_options is not regressor.optimizer_options  # deep-copied
+    X, y = linear_data(n=100)
+    fitted = clone(regressor.set_params(epochs=4)).fit(X, y)
+    assert fitted.n_iter_ == 4 and not hasattr(clone(fitted), "coef_")
+
+
+def test_sklearn_grid_search_selects_by_score():
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = linear_data(n=300, noise=0.1)
+    search = GridSearchCV(LinearRegression(epochs=10, random_state=0),
+                          {"lr": [1e-5, 0.05]}, cv=3).fit(X, y)
+    assert search.best_params_ == {"lr": 0.05}
+    assert search.best_estimator_.score(X, y) > 0.99
+
+
+def test_pickle_round_trip_keeps_predictions_and_optimizer_state():
+    X, y = linear_data(n=200, noise=0.1)
+    model = LinearRegression(optimizer=fd.Adam, lr=0.05, epochs=3, random_state=0).fit(X, y)
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    assert again.optimizer_.step_count == model.optimizer_.step_count
+    for a, b in zip(again.optimizer_.state.values(), model.optimizer_.state.values()):
+        np.testing.assert_array_equal(a["exp_avg_sq"], b["exp_avg_sq"])
+
+
+def test_not_fitted_error_is_sklearns_when_sklearn_is_loaded():
+    import sklearn.exceptions
+
+    with pytest.raises(sklearn.exceptions.NotFittedError):
+        LinearRegression().predict(np.ones((2, 3)))
+    with pytest.raises(NotFittedError):
+        LogisticRegression().predict_proba(np.ones((2, 3)))
+
+
+def test_column_y_is_read_as_1d_with_a_warning():
+    X, y = linear_data(n=50)
+    with pytest.warns(UserWarning, match="column-vector y"):
+        column = LinearRegression(epochs=2, random_state=0).fit(X, y[:, None])
+    flat = LinearRegression(epochs=2, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(column.coef_, flat.coef_)
+
+
+def test_classifier_rejects_continuous_targets():
+    X, y = linear_data(n=30)
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        LogisticRegression().fit(X, y)
+    # Whole numbers stored as floats are labels.
+    model = LogisticRegression(epochs=2).fit(X, (y > 0).astype(np.float64))
+    assert list(model.classes_) == [0.0, 1.0]

@@ -33,15 +33,8 @@ def _info(args) -> int:
 def _demo(args) -> int:
     from . import demo
 
-    demo.run(epochs=args.epochs, batch_size=args.batch_size, n=args.points, seed=args.seed,
-             backend=args.backend)
-    if not args.no_plots:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            print("(no pictures: matplotlib is missing; pip install 'fastdescent[plot]')")
-        else:
-            demo.gallery(args.out, seed=args.seed)
+    demo.main(epochs=args.epochs, batch_size=args.batch_size, n=args.points, seed=args.seed,
+              backend=args.backend, out_dir=None if args.no_plots else args.out)
     return 0
 
 

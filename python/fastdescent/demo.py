@@ -13,6 +13,7 @@ Here every optimizer does the same with mini-batches reshuffled each epoch, and 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,25 +131,45 @@ def _race_on(fun_grad, start, race, steps):
     return paths
 
 
-def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
-    """Write the demo's pictures and an index.html to ``out_dir``; returns the file names.
-    Needs matplotlib (``pip install 'fastdescent[plot]'``)."""
-    import os
+@dataclass
+class Experiment:
+    """One line of the demo's summary: what was run, what came out, how long it took."""
+    name: str
+    result: str
+    seconds: float
 
+
+def _fmt_point(p) -> str:
+    return "(" + ", ".join(f"{v:.3g}" for v in np.asarray(p).reshape(-1)) + ")"
+
+
+def _line_race(data: LineData, results: list[FitResult]) -> str:
+    best = min(results, key=lambda r: r.losses[-1])
+    optimum = data.mse(*data.least_squares())
+    return (f"best {best.label}: MSE {best.losses[-1]:.5f} (least squares {optimum:.5f}); "
+            f"worst {max(r.losses[-1] for r in results):.5f}")
+
+
+def _line_fit_modes(out_dir, seed):
     from . import models, plot
 
-    os.makedirs(out_dir, exist_ok=True)
-    files = []
     data = make_line(seed=seed)
     X = data.x.reshape(-1, 1)
     fits = {name: models.LinearRegression(lr=lr, epochs=20, batch_size=bs, random_state=seed)
-            .fit(X, data.y) for name, bs, lr in (("batch", None, 0.02), ("stochastic", 1, 0.001),
-                                                 ("mini-batch 32", 32, 0.01))}
+            .fit(X, data.y) for name, bs, lr in (("batch, lr 0.02", None, 0.02),
+                                                 ("stochastic, lr 0.001", 1, 0.001),
+                                                 ("mini-batch 32, lr 0.01", 32, 0.01))}
     best = data.mse(*data.least_squares())
     plot.loss_curves(fits, xlabel="epoch", ylabel="MSE", optimum=best,
                      title="y = m x + c: batch, stochastic, mini-batch",
                      path=os.path.join(out_dir, "line_fit_modes.png"))
-    files.append("line_fit_modes.png")
+    return "MSE after 20 epochs: " + ", ".join(
+        f"{name.split(',')[0]} {model.loss_curve_[-1]:.4f}" for name, model in fits.items()) \
+        + f" (optimum {best:.4f})"
+
+
+def _quadratic_race(out_dir, seed):
+    from . import plot
 
     def quadratic(x):
         return 0.1 * x[0] ** 2 + 2 * x[1] ** 2, np.array([0.2 * x[0], 4 * x[1]])
@@ -158,11 +179,17 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
             ("Adagrad", optim.Adagrad, {"lr": 1.5}),
             ("RMSprop", optim.RMSprop, {"lr": 0.3, "alpha": 0.9}),
             ("Adam", optim.Adam, {"lr": 0.5}))
-    plot.trajectories(lambda p: quadratic(p)[0], _race_on(quadratic, [-5.0, -2.0], race, 30),
+    paths = _race_on(quadratic, [-5.0, -2.0], race, 30)
+    plot.trajectories(lambda p: quadratic(p)[0], paths,
                       bounds=[[-5.5, 1.5], [-3, 3]], minimum=[0, 0],
                       title="0.1 x^2 + 2 y^2: 30 steps each",
                       path=os.path.join(out_dir, "quadratic_race.png"))
-    files.append("quadratic_race.png")
+    return "distance to the minimum after 30 steps: " + ", ".join(
+        f"{label} {np.linalg.norm(p[-1]):.2g}" for label, p in paths.items())
+
+
+def _rosenbrock_race(out_dir, seed):
+    from . import plot
 
     def rosenbrock(p):
         x, y = p[0], p[1]
@@ -175,12 +202,20 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
             ("momentum", optim.SGD, {"lr": 2e-4, "momentum": 0.95}),
             ("RMSprop", optim.RMSprop, {"lr": 2e-3}),
             ("Adam", optim.Adam, {"lr": 2e-2}))
-    plot.trajectories(lambda p: rosenbrock(p)[0], _race_on(rosenbrock, [-1.5, 2.0], race, 3000),
+    paths = _race_on(rosenbrock, [-1.5, 2.0], race, 3000)
+    # The paths share the valley: the legend tells them apart by where they end.
+    labelled = {f"{label}: ends at {_fmt_point(p[-1])}": p for label, p in paths.items()}
+    plot.trajectories(lambda p: rosenbrock(p)[0], labelled,
                       bounds=[[-2, 2], [-1, 3]], minimum=[1, 1], log_levels=True,
-                      legend="lower right",
-                      title="Rosenbrock: 3000 steps each",
+                      legend="upper center",
+                      title="Rosenbrock from (-1.5, 2): 3000 steps each",
                       path=os.path.join(out_dir, "rosenbrock_race.png"))
-    files.append("rosenbrock_race.png")
+    return "distance to (1, 1) after 3000 steps: " + ", ".join(
+        f"{label} {np.linalg.norm(p[-1] - 1):.2g}" for label, p in paths.items())
+
+
+def _local_minimum(out_dir, seed):
+    from . import plot
 
     def xcos(x):
         return x * np.cos(np.pi * x), np.cos(np.pi * x) - np.pi * x * np.sin(np.pi * x)
@@ -197,26 +232,41 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
     plot.descent_1d(lambda x: x * np.cos(np.pi * x), runs, bounds=(-1, 2),
                     title="x cos(pi x): where descent ends depends on the start",
                     path=os.path.join(out_dir, "local_minimum.png"))
-    files.append("local_minimum.png")
-    from . import minimize, newton, problems
+    return "; ".join(f"{label.split(':')[0]} ends at x = {p[-1]:.3f}, f = "
+                     f"{xcos(p[-1])[0]:.3f}" for label, p in runs.items())
+
+
+def _saddle(out_dir, seed):
+    from . import minimize, plot, problems
 
     saddle = problems.Saddle()
+    # The nudged run first, so that the stalled one is drawn over it on y = 0.
     paths = {f"from (1, {dy:g})": minimize(saddle.fun_grad, [1.0, dy], optim.SGD, 40,
                                            lr=0.1).path
-             for dy in (0.0, 1e-3)}
+             for dy in (1e-3, 0.0)}
     plot.trajectories(saddle.value, paths, bounds=[[-1.2, 1.2], [-1.2, 1.2]],
-                      title="x^2 - y^2: descent stalls at the saddle (0, 0) unless nudged",
+                      title="x^2 - y^2: descent stalls at the saddle unless nudged",
                       legend="lower left",
                       path=os.path.join(out_dir, "saddle.png"))
-    files.append("saddle.png")
+    return "after 40 steps: " + ", ".join(f"{label} at {_fmt_point(p[-1])}"
+                                          for label, p in paths.items())
+
+
+def _learning_rates(out_dir, seed):
+    from . import minimize, plot, problems
 
     bowl = problems.Quadratic([2.0])
     curves = {f"lr {lr:g}": minimize(bowl.fun_grad, [1.0], optim.SGD, 60, lr=lr).history
               for lr in (0.01, 0.1, 0.5, 0.6)}
-    plot.loss_curves({k: np.minimum(v, 1e6) for k, v in curves.items()},
-                     title="2 x^2: lr too small, right, bouncing, diverging",
+    # A diverging run's line stops where it leaves the picture (above 1e6).
+    shown = {k: np.where(np.asarray(v) > 1e6, np.nan, v) for k, v in curves.items()}
+    plot.loss_curves(shown, title="2 x^2: lr too small, right, bouncing, diverging",
                      path=os.path.join(out_dir, "learning_rates.png"))
-    files.append("learning_rates.png")
+    return "loss after 60 steps: " + ", ".join(f"{k} {v[-1]:.2g}" for k, v in curves.items())
+
+
+def _newton(out_dir, seed):
+    from . import newton, plot, problems
 
     wave = problems.XCos(0.15 * np.pi)
     runs = {"plain Newton": newton(wave.fun_grad_hess, [10.0], 3).path[:, 0],
@@ -225,17 +275,111 @@ def gallery(out_dir, *, seed: int = 0, out=print) -> list[str]:
     plot.descent_1d(wave.value, runs, bounds=(-10, 30),
                     title="x cos(0.15 pi x): plain Newton climbs to a maximum",
                     path=os.path.join(out_dir, "newton.png"))
-    files.append("newton.png")
+    return "from x = 10: " + "; ".join(f"{label} ends at x = {p[-1]:.3f}, f = "
+                                       f"{float(wave.value([p[-1]])):.3f}"
+                                       for label, p in runs.items())
+
+
+#: The gallery: (picture, what it shows, the function that draws it and returns its result).
+PICTURES = (
+    ("line_fit_modes.png", "batch, stochastic and mini-batch descent on the line",
+     _line_fit_modes),
+    ("quadratic_race.png", "five optimizers on an ill-conditioned quadratic", _quadratic_race),
+    ("rosenbrock_race.png", "four optimizers down Rosenbrock's valley", _rosenbrock_race),
+    ("local_minimum.png", "x cos(pi x): local or global minimum by start", _local_minimum),
+    ("saddle.png", "x^2 - y^2: the saddle", _saddle),
+    ("learning_rates.png", "2 x^2 with four learning rates", _learning_rates),
+    ("newton.png", "Newton's method, plain and with a line search", _newton),
+)
+
+
+def gallery(out_dir, *, seed: int = 0, out=print, progress=None) -> list[Experiment]:
+    """Write the demo's pictures and an index.html to ``out_dir``; returns one
+    :class:`Experiment` per picture. ``progress(name)`` is called before each picture.
+    Needs matplotlib (``pip install 'fastdescent[plot]'``)."""
+    import time
 
     import matplotlib.pyplot as plt
 
-    plt.close("all")
+    os.makedirs(out_dir, exist_ok=True)
+    experiments = []
+    for name, what, draw in PICTURES:
+        if progress is not None:
+            progress(name)
+        started = time.perf_counter()
+        result = draw(out_dir, seed)
+        plt.close("all")
+        experiments.append(Experiment(f"{name}: {what}", result,
+                                      time.perf_counter() - started))
     with open(os.path.join(out_dir, "index.html"), "w") as f:
         f.write("<!doctype html><html><head><meta charset='utf-8'><title>fastdescent demo"
                 "</title></head><body><h1>fastdescent demo</h1>\n")
-        for name in files:
-            f.write(f"<figure><img src='{name}'><figcaption>{name}</figcaption></figure>\n")
+        for (name, what, _), experiment in zip(PICTURES, experiments):
+            f.write(f"<figure><img src='{name}'><figcaption>{what}: {experiment.result}"
+                    "</figcaption></figure>\n")
         f.write("</body></html>\n")
-    files.append("index.html")
-    out(f"gallery: {len(files) - 1} pictures and index.html in {out_dir}")
-    return files
+    out(f"gallery: {len(experiments)} pictures and index.html in {out_dir}")
+    return experiments
+
+
+def summary(experiments: list[Experiment], total_seconds: float, *, width: int = 100) -> str:
+    """The demo's closing table: one row per experiment (what, result, seconds), then the
+    total. Results longer than the row wrap under their column."""
+    import textwrap
+
+    name_width = max(len("experiment"), min(max(len(e.name) for e in experiments), 44))
+    result_width = max(30, width - name_width - 11)  # 11: two gaps and the time
+    lines = [f"{'experiment':<{name_width}}  {'result':<{result_width}}  {'time':>7}",
+             f"{'-' * name_width}  {'-' * result_width}  {'-' * 7}"]
+    for e in experiments:
+        names = textwrap.wrap(e.name, name_width) or [""]
+        results = textwrap.wrap(e.result, result_width) or [""]
+        for i in range(max(len(names), len(results))):
+            name = names[i] if i < len(names) else ""
+            result = results[i] if i < len(results) else ""
+            time = f"{e.seconds:6.2f}s" if i == 0 else ""
+            lines.append(f"{name:<{name_width}}  {result:<{result_width}}  {time:>7}".rstrip())
+    lines.append(f"{'total':<{name_width}}  {'':<{result_width}}  {total_seconds:6.2f}s")
+    return "\n".join(lines)
+
+
+def main(*, epochs: int = 20, batch_size: int = 32, n: int = 1000, seed: int = 0,
+         backend: str | None = None, out_dir: str | None = "fastdescent-demo", out=print,
+         stream=None) -> list[Experiment]:
+    """``fastdescent demo``: the line race (:func:`run`), then the gallery (when
+    ``out_dir`` is given and matplotlib is installed), a progress bar on ``stream``
+    (stderr) while they run, and the summary table with the elapsed time."""
+    import time
+
+    from ._progress import Progress
+
+    pictures = PICTURES if out_dir is not None else ()
+    if pictures:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            out("(no pictures: matplotlib is missing; pip install 'fastdescent[plot]')")
+            pictures = ()
+    progress = Progress(1 + len(pictures), stream=stream)
+    started = time.perf_counter()
+    progress.update(0, "line y = m x + c")
+    data = make_line(n=n, seed=seed)
+    results = run(epochs=epochs, batch_size=batch_size, n=n, seed=seed, backend=backend,
+                  out=out)
+    experiments = [Experiment(f"line y = m x + c: {len(results)} optimizers, {epochs} "
+                              f"epochs, batch {batch_size}", _line_race(data, results),
+                              time.perf_counter() - started)]
+    if pictures:
+        done = [1]
+
+        def step(name):
+            progress.update(done[0], name)
+            done[0] += 1
+
+        experiments += gallery(out_dir, seed=seed, out=out, progress=step)
+    total = time.perf_counter() - started
+    progress.update(progress.total, "done")
+    out("")
+    out(summary(experiments, total))
+    out(f"demo finished in {total:.2f} s")
+    return experiments

@@ -150,6 +150,9 @@ def loss_curves(curves, *, xlabel="step", ylabel="loss", log=True, ax=None, path
         ax.axhline(optimum, color="gray", linestyle="--", linewidth=1, label="optimum")
     if log:
         ax.set_yscale("log")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps and epochs are whole
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)

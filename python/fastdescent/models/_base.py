@@ -21,11 +21,12 @@ from __future__ import annotations
 import inspect
 import numbers
 import sys
-import time
+import warnings
 
 import numpy as np
 
 from .. import optim
+from .._progress import Progress
 
 try:  # the native loop and its shuffle; absent when the extension is not built
     from .._core import fit_linear as _fit_linear
@@ -36,7 +37,29 @@ except ImportError:  # pragma: no cover - depends on the build
 
 
 class NotFittedError(ValueError, AttributeError):
-    """Raised when a model is used before :meth:`fit` (as scikit-learn's)."""
+    """Raised when a model is used before :meth:`fit` (as scikit-learn's). When scikit-learn
+    is loaded the error raised is also a ``sklearn.exceptions.NotFittedError``, so that
+    scikit-learn's tools recognize it; it is never imported for this (it is no dependency)."""
+
+
+_sklearn_not_fitted: dict = {}
+
+
+def _not_fitted_error(message: str) -> NotFittedError:
+    exceptions = sys.modules.get("sklearn.exceptions")
+    if exceptions is None:
+        return NotFittedError(message)
+    if exceptions not in _sklearn_not_fitted:
+        _sklearn_not_fitted[exceptions] = type(
+            "NotFittedError", (NotFittedError, exceptions.NotFittedError),
+            {"__module__": __name__, "__doc__": NotFittedError.__doc__})
+    return _sklearn_not_fitted[exceptions](message)
+
+
+def _column_y_warning() -> type[Warning]:
+    """scikit-learn's DataConversionWarning when scikit-learn is loaded, else UserWarning."""
+    exceptions = sys.modules.get("sklearn.exceptions")
+    return UserWarning if exceptions is None else exceptions.DataConversionWarning
 
 
 def _check_X(X, name: str = "X") -> np.ndarray:
@@ -46,17 +69,27 @@ def _check_X(X, name: str = "X") -> np.ndarray:
         array = np.asarray(X)
     except Exception as error:  # ragged lists and the like
         raise ValueError(f"{name} must be a 2-D array of numbers: {error}") from None
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
-                                     or array.dtype == bool):
-        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.dtype == object:  # numbers held as Python objects are numbers
+        try:
+            array = array.astype(np.float64)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{name} must hold real numbers: {error}") from None
     if np.iscomplexobj(array):
-        raise TypeError(f"{name} must hold real numbers, got complex dtype {array.dtype}")
+        raise ValueError(f"{name} must hold real numbers: Complex data not supported "
+                         f"(dtype {array.dtype})")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     if array.ndim != 2:
         raise ValueError(f"{name} must be 2-D (samples, features), got shape {array.shape}"
-                         + (" (reshape a single feature with X.reshape(-1, 1))"
+                         + (" (Reshape your data with X.reshape(-1, 1) for a single feature "
+                            "or X.reshape(1, -1) for a single sample)"
                             if array.ndim == 1 else ""))
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {array.shape}")
+    if array.shape[1] == 0:
+        raise ValueError(f"{name} is empty: 0 feature(s) (shape={array.shape}) while a "
+                         "minimum of 1 is required.")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} is empty: 0 sample(s) (shape={array.shape}) while a "
+                         "minimum of 1 is required.")
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
     array = np.ascontiguousarray(array)
@@ -65,16 +98,26 @@ def _check_X(X, name: str = "X") -> np.ndarray:
     return array
 
 
-def _check_y(y, n: int, dtype, *, numeric: bool = True) -> np.ndarray:
+def _check_y(y, n: int, dtype, *, numeric: bool = True, owner: str = "the model") -> np.ndarray:
+    if y is None:
+        raise ValueError(f"{owner} requires y to be passed, but the target y is None")
     array = np.asarray(y)
     if array.ndim == 2 and array.shape[1] == 1:
+        warnings.warn("A column-vector y was passed when a 1d array was expected: y of shape "
+                      f"{array.shape} is read as shape ({array.shape[0]},); use y.ravel()",
+                      _column_y_warning(), stacklevel=4)
         array = array[:, 0]
     if array.ndim != 1:
         raise ValueError(f"y must be 1-D (one target per sample), got shape {array.shape}")
     if array.shape[0] != n:
         raise ValueError(f"X has {n} samples but y has {array.shape[0]}")
     if numeric:
-        if array.dtype == object or not (np.issubdtype(array.dtype, np.number)
+        if array.dtype == object:  # numbers held as Python objects are numbers
+            try:
+                array = array.astype(np.float64)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"y must hold real numbers: {error}") from None
+        if not (np.issubdtype(array.dtype, np.number)
                                          or array.dtype == bool) or np.iscomplexobj(array):
             raise TypeError(f"y must hold real numbers, got dtype {array.dtype}")
         array = np.ascontiguousarray(array, dtype=dtype)
@@ -133,6 +176,37 @@ class LinearModel:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags (scikit-learn >= 1.6; imported only when asked, as
+        scikit-learn is not a dependency): dense 2-D float input, no NaN, fitted before use."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=True),
+                    input_tags=InputTags(two_d_array=True, sparse=False, allow_nan=False))
+
+    # A fitted model pickles with its optimizer as a snapshot (class, backend, state_dict):
+    # the optimizer itself holds its backend module and native plan.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        opt = state.pop("optimizer_", None)
+        if opt is not None:
+            state["_optimizer_snapshot"] = (type(opt), opt.backend, opt.state_dict())
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        snapshot = state.pop("_optimizer_snapshot", None)
+        self.__dict__.update(state)
+        if snapshot is not None:
+            cls, backend, saved = snapshot
+            from .. import backends
+
+            # Unpickled read-only (a memory map): the optimizer gets copies to own.
+            params = [a if a.flags.writeable else a.copy() for a in (self._W, self._b)]
+            opt = cls(params, lr=saved["param_groups"][0]["lr"],
+                      backend=backend if backend in backends.available() else None)
+            opt.load_state_dict(saved)
+            self.optimizer_ = opt
+
     def __repr__(self) -> str:
         defaults = {name: p.default for name, p in
                     inspect.signature(type(self).__init__).parameters.items()}
@@ -148,15 +222,16 @@ class LinearModel:
 
     def _check_fitted(self):
         if not hasattr(self, "coef_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit(X, y) "
-                                 "first")
+            raise _not_fitted_error(f"this {type(self).__name__} is not fitted yet: call "
+                                    "fit(X, y) first")
 
     def _check_predict_X(self, X) -> np.ndarray:
         self._check_fitted()
         X = _check_X(X)
         if X.shape[1] != self.n_features_in_:
-            raise ValueError(f"X has {X.shape[1]} features but {type(self).__name__} was "
-                             f"fitted with {self.n_features_in_}")
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                             f"expecting {self.n_features_in_} features as input (it was "
+                             "fitted with that many)")
         return X
 
     def _decision(self, X: np.ndarray) -> np.ndarray:
@@ -209,7 +284,7 @@ class LinearModel:
         native = _fit_linear is not None and opt.backend == "cpp"
         batches = -(-n // batch)
         losses = []
-        started = time.perf_counter()
+        progress = Progress(epochs, unit="epoch") if self.verbose else None
         # One native call for the whole fit, or one per epoch to report progress.
         chunk = 1 if self.verbose else epochs
         for first in range(0, epochs, chunk):
@@ -221,8 +296,8 @@ class LinearModel:
                 for e in range(first, first + count):
                     losses.append(_python_epoch(self._loss, opt, X, y, W, b, alpha, batch,
                                                 _order(n, seed, e) if shuffle else None))
-            if self.verbose:
-                _progress(first + count, epochs, losses[-1], time.perf_counter() - started)
+            if progress is not None:
+                progress.update(first + count, f"loss {losses[-1]:.6g}")
         self._W, self._b = W, b
         self.loss_curve_ = [float(v) for v in losses]
         self.n_iter_ = epochs
@@ -293,12 +368,3 @@ def _python_epoch(loss: str, opt, X, y, W, b, alpha, batch, order) -> float:
         gb = np.ascontiguousarray(d.sum(axis=0) * scale, dtype=X.dtype)
         opt.step([gW, gb])
     return total / n + (0.5 * alpha * float(np.sum(W.astype(np.float64) ** 2)) if alpha else 0.0)
-
-
-def _progress(done: int, total: int, loss: float, elapsed: float) -> None:
-    width = 30
-    filled = int(width * done / total)
-    bar = "#" * filled + "-" * (width - filled)
-    end = "\n" if done == total or not sys.stderr.isatty() else ""
-    sys.stderr.write(f"\r[{bar}] epoch {done}/{total}  loss {loss:.6g}  {elapsed:.2f} s{end}")
-    sys.stderr.flush()

@@ -36,10 +36,18 @@ class LinearRegression(LinearModel):
 
     _loss = "squared"
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import RegressorTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "regressor"
+        tags.regressor_tags = RegressorTags()
+        return tags
+
     def fit(self, X, y):
         """Fit from zero weights; returns self."""
         X = _check_X(X)
-        y = _check_y(y, X.shape[0], X.dtype)
+        y = _check_y(y, X.shape[0], X.dtype, owner=type(self).__name__)
         self._fit_arrays(X, y, 1)
         self.coef_ = self._W[0]
         self.intercept_ = float(self._b[0])

@@ -20,15 +20,35 @@ class LogisticRegression(LinearModel):
     ``n_iter_``, ``t_``, ``n_features_in_``, ``optimizer_``, ``native_``.
     """
 
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags
+
+        tags = super().__sklearn_tags__()
+        tags.estimator_type = "classifier"
+        tags.classifier_tags = ClassifierTags(multi_class=True)
+        return tags
+
     def fit(self, X, y):
         """Fit from zero weights; returns self."""
         X = _check_X(X)
-        labels = _check_y(y, X.shape[0], None, numeric=False)
-        if labels.dtype.kind == "f" and not np.isfinite(labels).all():
-            raise ValueError("y holds NaN or infinity")
-        classes, encoded = np.unique(labels, return_inverse=True)
+        labels = _check_y(y, X.shape[0], None, numeric=False, owner=type(self).__name__)
+        if labels.dtype.kind == "f":
+            if not np.isfinite(labels).all():
+                raise ValueError("y holds NaN or infinity")
+            if not np.array_equal(labels, np.round(labels)):
+                raise ValueError("Unknown label type: continuous (y holds non-integer "
+                                 "numbers; a classifier needs class labels)")
+        if labels.dtype == object:
+            try:
+                classes, encoded = np.unique(labels, return_inverse=True)
+            except TypeError as error:
+                raise TypeError(f"Unknown label type: y mixes labels that cannot be "
+                                f"ordered: {error}") from None
+        else:
+            classes, encoded = np.unique(labels, return_inverse=True)
         if classes.size < 2:
-            raise ValueError(f"y must hold at least two classes, got {classes.size}")
+            raise ValueError(f"y must hold at least two classes, got {classes.size} "
+                             f"class{'es' if classes.size != 1 else ''}")
         target = np.ascontiguousarray(encoded.reshape(-1), dtype=X.dtype)
         self._loss = "logistic" if classes.size == 2 else "softmax"
         self._fit_arrays(X, target, 1 if classes.size == 2 else classes.size)
