@@ -78,6 +78,12 @@ class ListPlan:
             self._busy = False
 
     def _step(self, grads, check_finite: bool) -> None:
+        live = self._checked_live(grads, check_finite)
+        self._run(grads, live)
+
+    def _checked_live(self, grads, check_finite: bool) -> list[int]:
+        """Every check of a step (raising on the first failure): the indices of the params
+        whose gradient is not None."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError("grads must be a list or tuple of arrays aligned with params, "
                             f"got {type(grads).__name__}")
@@ -106,6 +112,9 @@ class ListPlan:
             if bad >= 0:
                 raise ValueError(f"grads[{live[bad]}] holds NaN or infinity "
                                  "(check_finite=True); nothing was updated")
+        return live
+
+    def _run(self, grads, live: list[int]) -> None:
         # Every check passed: run one kernel call per (group, step number).
         buckets: dict[tuple[int, int], list[int]] = {}
         for i in live:
