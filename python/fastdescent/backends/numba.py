@@ -166,13 +166,13 @@ def _offsets(sizes):
 
 
 @register_jitable
-def _tensor_at(offsets, position):
-    """The last tensor starting at or before ``position`` (a binary search: numba's
-    np.searchsorted takes seconds to compile)."""
-    lo, hi = 0, offsets.size - 1
+def last_at_or_before(ascending, value):
+    """The last index k with ``ascending[k] <= value``, or -1 (np.searchsorted's answer
+    minus one; a plain binary search compiles in a fraction of the time)."""
+    lo, hi = -1, ascending.size
     while hi - lo > 1:
         middle = (lo + hi) // 2
-        if offsets[middle] <= position:
+        if ascending[middle] <= value:
             lo = middle
         else:
             hi = middle
@@ -194,7 +194,7 @@ def _multi_tensor(setup, rule):
         """Elements [lo, hi) of the concatenation of all tensors (``offsets``: where each
         tensor starts in it). The setup runs again only when the (group, step) changes
         from one tensor to the next (tensors of a group and step come in runs)."""
-        k = _tensor_at(offsets, lo)
+        k = last_at_or_before(offsets, lo)
         group, step = -1, -1.0  # no tensor's: the first sets up
         while k < groups.size and offsets[k] < hi:
             begin = max(lo, offsets[k]) - offsets[k]

@@ -3,10 +3,11 @@
 A plan binds the params and state arrays once: their data addresses, sizes and shapes go
 into int64 arrays, grouped by dtype and by the state columns their group's options use
 (each such bucket is one call of :data:`fastdescent.backends.numba.STEPS`, as the C++ plan
-makes one call per dtype). A step then costs, per tensor, one ``id()`` in Python: the
-gradients are checked by compiled code that reads the NumPy array structs directly (the
-fields pybind11's ``array_proxy`` reads for the C++ plans: type, data, shape, dtype, flags),
-and the params and state arrays are re-checked for writability the same way.
+makes one call per dtype). A step costs next to nothing per tensor in Python: the grads are
+copied into a tuple (which keeps them alive), and compiled code reads the tuple's items and
+the NumPy array structs directly (the fields pybind11's ``array_proxy`` reads for the C++
+plans: type, data, shape, dtype, flags) to check every gradient, and re-checks the params
+and state arrays for writability the same way.
 
 That fast check accepts only what is certainly valid (exact ``numpy.ndarray``, the param's
 dtype object, C-contiguous, the param's shape, no overlap with a param or state array).
@@ -33,12 +34,12 @@ _C_CONTIGUOUS = 0x0001
 _WRITEABLE = 0x0400
 
 
-def _array_struct_offsets():
+def _struct_offsets():
     """Byte offsets of (type, data, nd, dimensions, descr, flags) in a NumPy array object
-    (PyArrayObject_fields after the PyObject header), or None when probing arrays of
-    several kinds does not confirm them."""
+    (PyArrayObject_fields after the PyObject header) and of the items of a tuple, or None
+    when probing objects of several kinds does not confirm them."""
     head = object.__basicsize__  # PyObject_HEAD: ob_type is its last field
-    offsets = (head - 8, head, head + 8, head + 16, head + 40, head + 48)
+    offsets = (head - 8, head, head + 8, head + 16, head + 40, head + 48, tuple.__basicsize__)
     int64 = lambda a: ctypes.c_int64.from_address(a).value  # noqa: E731
     int32 = lambda a: ctypes.c_int32.from_address(a).value  # noqa: E731
     read_only = np.zeros(3)
@@ -58,12 +59,16 @@ def _array_struct_offsets():
                     or bool(flags & _C_CONTIGUOUS) != a.flags.c_contiguous
                     or bool(flags & _WRITEABLE) != a.flags.writeable):
                 return None
+        items = tuple(probes) + (None, 1.5)
+        if [int64(id(items) + offsets[6] + 8 * k) for k in range(len(items))] != list(
+                map(id, items)):
+            return None
     except (ValueError, OSError):  # pragma: no cover (an unreadable address)
         return None
     return np.array(offsets, np.int64)
 
 
-OFFSETS = _array_struct_offsets()
+OFFSETS = _struct_offsets()
 
 
 @kernels.intrinsic
@@ -79,17 +84,18 @@ def _load(typingctx, address, kind):
 
 
 @njit(cache=True)  # holds the GIL: no other thread can free a gradient while it is read
-def _check(grads, none, ndarray, offsets, ndims, dims, dim_start, descrs, itemsizes,
+def _check(grads, count, none, ndarray, offsets, ndims, dims, dim_start, descrs, itemsizes,
            written, span_begin, span_end, grad_data, live):
-    """-1 when every gradient is certainly valid (filling ``grad_data`` and ``live``), else
-    the index of the first that is not (or -2: a param or state array became read-only)."""
-    type_at, data_at, nd_at, dims_at, descr_at, flags_at = (
-        offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5])
+    """-1 when every gradient of the tuple ``grads`` (its address; ``count`` items) is
+    certainly valid (filling ``grad_data`` and ``live``), else the index of the first that
+    is not (or -2: a param or state array became read-only)."""
+    type_at, data_at, nd_at, dims_at, descr_at, flags_at, items_at = (
+        offsets[0], offsets[1], offsets[2], offsets[3], offsets[4], offsets[5], offsets[6])
     for w in range(written.size):
         if _load(written[w] + flags_at, np.int32) & _WRITEABLE == 0:
             return -2
-    for t in range(grads.size):
-        grad = grads[t]
+    for t in range(count):
+        grad = _load(grads + items_at + 8 * t, np.int64)
         if grad == none:
             live[t] = 0
             continue
@@ -114,7 +120,7 @@ def _check(grads, none, ndarray, offsets, ndims, dims, dim_start, descrs, itemsi
             # Written spans are disjoint and sorted: only the last one starting before the
             # gradient's end can overlap it.
             end = data + size * itemsizes[t]
-            k = np.searchsorted(span_begin, end) - 1
+            k = kernels.last_at_or_before(span_begin, end - 1)
             if k >= 0 and span_end[k] > data:
                 return t
         grad_data[t] = data
@@ -138,6 +144,9 @@ class _Bucket:
         self.columns = [column[self.members] if use else None
                         for column, use in zip(state, used)]
         self.columns += [None] * (3 - len(self.columns))
+        #: every tensor of the plan, in order
+        self.whole = self.members.size == sizes.size and bool(
+            (self.members == np.arange(sizes.size)).all())
 
 
 class NumbaPlan(ListPlan):
@@ -202,10 +211,11 @@ class NumbaPlan(ListPlan):
         if self._buckets is None:
             self._buckets = self._prepare()
         n = len(self._params)
+        # A tuple of our own: the user's list could change in another thread.
         held = tuple(grads) if isinstance(grads, (list, tuple)) else None
         status = 0
         if OFFSETS is not None and held is not None and len(held) == n:
-            status = _check(np.fromiter(map(id, held), np.int64, n), id(None), id(np.ndarray),
+            status = _check(id(held), n, id(None), id(np.ndarray),
                             OFFSETS, self._ndims, self._dims, self._dim_start, self._descrs,
                             self._itemsizes, self._written_ids, self._span_begin,
                             self._span_end, self._grad_data, self._live)
@@ -223,16 +233,20 @@ class NumbaPlan(ListPlan):
         self._run_buckets()
         del held  # the gradients were kept alive through the compiled calls
 
-    def _live_members(self, bucket):
+    def _selected(self, bucket, everyone: bool):
+        """(members, groups, sizes, param addresses, state addresses) of the tensors of
+        ``bucket`` whose grad is not None."""
+        if everyone:
+            return bucket.members, bucket.groups, bucket.sizes, bucket.params, bucket.columns
         live = self._live[bucket.members].view(bool)
-        return None if live.all() else live
+        return (bucket.members[live], bucket.groups[live], bucket.sizes[live],
+                bucket.params[live], [None if c is None else c[live] for c in bucket.columns])
 
     def _check_finite(self) -> None:
         bad = n = len(self._params)
+        everyone = bool(self._live.all())
         for bucket in self._buckets:
-            live = self._live_members(bucket)
-            members = bucket.members if live is None else bucket.members[live]
-            sizes = bucket.sizes if live is None else bucket.sizes[live]
+            members, _, sizes, _, _ = self._selected(bucket, everyone)
             k = kernels._first_nonfinite_at(kernels._LIKE[bucket.dtype],
                                             self._grad_data[members], sizes)
             if k >= 0:
@@ -242,23 +256,22 @@ class NumbaPlan(ListPlan):
                              "nothing was updated")
 
     def _run_buckets(self) -> None:
+        live = self._live.view(bool)
+        everyone = bool(live.all())
         for bucket in self._buckets:
-            live = self._live_members(bucket)
-            if live is None:
-                members, groups, sizes, params = (bucket.members, bucket.groups, bucket.sizes,
-                                                  bucket.params)
-                columns = bucket.columns
-            else:
-                members, groups, sizes, params = (bucket.members[live], bucket.groups[live],
-                                                  bucket.sizes[live], bucket.params[live])
-                columns = [None if c is None else c[live] for c in bucket.columns]
+            members, groups, sizes, params, columns = self._selected(bucket, everyone)
             if members.size == 0:
                 continue
-            steps = self._steps[members] + 1.0
+            if everyone and bucket.whole:  # the common case: no copies
+                grads, steps = self._grad_data, self._steps + 1.0
+            else:
+                grads, steps = self._grad_data[members], self._steps[members] + 1.0
             kernels.run_step(self._kind, bucket.dtype, self._rows, groups, steps, params,
-                             self._grad_data[members], columns, sizes)
-        # np.add.at would do; a bool mask is faster and every live tensor counts once.
-        self._steps[self._live.view(bool)] += 1
+                             grads, columns, sizes)
+        if everyone:
+            self._steps += 1
+        else:
+            self._steps[live] += 1
 
 
 #: the numba backend's plans, by optimizer kind (see fastdescent.backends.plan.make_plan)
