@@ -594,7 +594,7 @@ def _step(kind, names, rows, options, step):
             if (array.size != n or array.dtype != dtype or not flags.c_contiguous
                     or not (flags.writeable or j == 1)):
                 raise ValueError(
-                    f"{function_of(kind)}: {names[j]}[{i}] must be C-contiguous"
+                    f"{kind}_step: {names[j]}[{i}] must be C-contiguous"
                     f"{'' if j == 1 else ', writable'} and have the dtype and size of "
                     f"params[{i}] ({dtype}, {n}), got {array.dtype}, {array.size}")
         by_dtype.setdefault(dtype, []).append(row)
@@ -609,12 +609,9 @@ def _step(kind, names, rows, options, step):
                  np.array([row[0].size for row in members], np.int64))
 
 
-def function_of(kind):
-    return f"{kind}_step"
-
-
-def _row(kind, values):
-    return [float(values[name]) for name in OPTIONS[kind]]
+def _row(kind, arguments):
+    """The options row of ``kind`` from the kernel's arguments by name."""
+    return [float(arguments[name]) for name in OPTIONS[kind]]
 
 
 # Hyperparameters go to the compiled step as one row of float64 (one compiled step for any

@@ -4,8 +4,10 @@ A plan holds the params, the state arrays (one column per state name), the group
 param and each param's step count (an int64 array the plan increments). Its ``step(grads,
 check_finite)`` checks the gradients against the bound tensors and runs the backend's kernel
 over every tensor of every group; all or nothing. The compiled backend has its own plans
-(``fastdescent._core.AdamPlan`` and the rest: one crossing into C++ per step); this module's
-:class:`ListPlan` gives every other backend the same interface on top of its list kernels.
+(``fastdescent._core.AdamPlan`` and the rest: one crossing into C++ per step), and so has the
+numba backend (:mod:`fastdescent.backends.numba_plan`: one compiled call per step); this
+module's :class:`ListPlan` gives every other backend the same interface on top of its list
+kernels.
 """
 
 from __future__ import annotations
