@@ -224,8 +224,7 @@ class NumbaPlan(ListPlan):
                 self._check_finite()
         else:
             # The checks that name what is wrong; if all pass, addresses from Python.
-            live = self._checked_live(grads, check_finite)
-            held = tuple(grads)
+            live = self._checked_live(grads if held is None else held, check_finite)
             self._live[:] = 0
             for i in live:
                 self._live[i] = 1
