@@ -17,6 +17,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import fastdescent as fd
 from fastdescent import backends
 
 KERNELS = ("sgd_step", "adagrad_step", "rmsprop_step", "adam_step", "first_nonfinite",
@@ -354,19 +355,19 @@ def test_second_process_loads_compiled_kernels_from_the_cache(tmp_path):
         import json, time
         import numpy as np
         import fastdescent as fd
-        from fastdescent.backends import numba as nb
+        from fastdescent.backends import numba as nb, numba_plan
         start = time.perf_counter()
         big = np.zeros(nb.PARALLEL_MIN_SIZE, np.float32)
-        params = [np.zeros((3, 4), np.float32), big]
-        opt = fd.Adam(params, lr=0.01, backend="numba")
-        opt.step([np.ones((3, 4), np.float32), np.ones_like(big)], check_finite=True)
+        for params in ([np.zeros((3, 4), np.float32)], [np.zeros((3, 4), np.float32), big]):
+            opt = fd.Adam(params, lr=0.01, backend="numba")
+            opt.step([np.ones_like(p) for p in params], check_finite=True)
         stats = {d.py_func.__name__: {"hits": sum(d.stats.cache_hits.values()),
                                       "misses": sum(d.stats.cache_misses.values())}
-                 for d in nb.DISPATCHERS}
+                 for d in nb.DISPATCHERS + numba_plan.DISPATCHERS}
         print(json.dumps({"stats": stats, "seconds": time.perf_counter() - start}))
     """
     env = {"NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
-    used = ("adam_serial", "adam_parallel", "_all_finite")
+    used = ("adam_step_serial", "adam_step_parallel", "_first_nonfinite_at", "_check")
     cold = run_python(code, env=env)
     for name in used:
         assert cold["stats"][name] == {"hits": 0, "misses": 1}, cold["stats"]
@@ -377,3 +378,167 @@ def test_second_process_loads_compiled_kernels_from_the_cache(tmp_path):
     for name in used:
         assert warm["stats"][name]["hits"] == 1, warm["stats"]
     assert warm["seconds"] < cold["seconds"]
+
+
+# ------------------------------------------- numba step plans: every tensor, one call
+
+
+# Two groups whose options use different state columns, float32 and float64 tensors, sizes
+# that cross the threading grain and an empty one: four (dtype, columns) buckets.
+PLAN_CASES = {
+    "SGD": (fd.SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": True},
+            {"momentum": 0.0, "nesterov": False}),
+    "Adagrad": (fd.Adagrad, {"lr": 0.05, "lr_decay": 0.01}, {"weight_decay": 0.1}),
+    "RMSprop": (fd.RMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True},
+                {"momentum": 0.0, "centered": False}),
+    "Adam": (fd.Adam, {"lr": 0.01, "amsgrad": True, "weight_decay": 0.01}, {"amsgrad": False}),
+    "AdamW": (fd.AdamW, {"lr": 0.01, "maximize": True}, {"amsgrad": True}),
+}
+PLAN_SIZES = [(3, 4), (0,), (70_001,), (5,), (40_000,), (2, 2)]
+
+
+def _plan_run(name, backend, steps=4, seed=0):
+    """Params after `steps` steps over two groups of mixed dtypes; the second group's lr is
+    a schedule, and some grads are None so that tensors reach different step counts."""
+    cls, options, second = PLAN_CASES[name]
+    rng = np.random.default_rng(seed)
+    dtypes = [np.float32, np.float64]
+    params = [rng.standard_normal(s).astype(dtypes[k % 2]) for k, s in enumerate(PLAN_SIZES)]
+    groups = [{"params": params[:3]},
+              {"params": params[3:], "lr": lambda step: 0.02 / step, **second}]
+    opt = cls(groups, backend=backend, **options)
+    for step in range(steps):
+        grads = [rng.standard_normal(p.shape).astype(p.dtype) for p in params]
+        grads[step % len(params)] = None
+        opt.step(grads, check_finite=step % 2 == 0)
+    return params
+
+
+@pytest.fixture
+def step_calls(monkeypatch):
+    """The compiled calls of the numba plans, as (kind, dtype, tensor count)."""
+    from fastdescent.backends import numba as nb
+
+    calls = []
+    run_step = nb.run_step
+
+    def counting(kind, dtype, options, groups, steps, *rest):
+        calls.append((kind, np.dtype(dtype).name, groups.size))
+        return run_step(kind, dtype, options, groups, steps, *rest)
+
+    monkeypatch.setattr(nb, "run_step", counting)
+    return calls
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_numba_plan_matches_numpy_over_groups_dtypes_schedules_and_none_grads(name):
+    got = _plan_run(name, "numba")
+    want = _plan_run(name, "numpy")
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=RTOL[g.dtype], atol=0)
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_numba_plan_steps_each_dtype_and_state_layout_in_one_call(name, step_calls):
+    cls, options, second = PLAN_CASES[name]
+    params = [np.ones(s, [np.float32, np.float64][k % 2]) for k, s in enumerate(PLAN_SIZES)]
+    opt = cls([{"params": params[:3]}, {"params": params[3:], **second}], backend="numba",
+              **options)
+    for _ in range(2):
+        step_calls.clear()
+        opt.step([np.ones_like(p) for p in params])
+        # group 0: float32 (3, 4), (70_001,); float64 (0,). group 1: float64 (5,), (2, 2);
+        # float32 (40_000,). The groups share a call when they use the same state columns.
+        same_columns = name in ("Adagrad",)
+        expected = ([("float32", 3), ("float64", 3)] if same_columns else
+                    [("float32", 2), ("float64", 1), ("float64", 2), ("float32", 1)])
+        assert sorted((dtype, n) for _, dtype, n in step_calls) == sorted(expected)
+
+
+@pytest.mark.parametrize("name", PLAN_CASES)
+def test_numba_plan_threads_split_by_total_elements_without_changing_the_bits(
+        name, restore_threads):
+    from fastdescent.backends import numba as nb
+
+    results = []
+    for threads in (1, 2):
+        nb.set_num_threads(threads)
+        if nb.get_num_threads() != threads:
+            pytest.fail("numba's thread pool has fewer than 2 threads (NUMBA_NUM_THREADS)")
+        results.append(_plan_run(name, "numba"))
+    for one, two in zip(*results):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_numba_plan_reads_numpy_array_structs_on_this_python():
+    """The fast gradient check reads NumPy's array struct; its layout was confirmed at
+    import (else every step would take the slower Python checks)."""
+    from fastdescent.backends import numba_plan
+
+    assert numba_plan.OFFSETS is not None
+
+
+def test_numba_plan_without_the_struct_layout_gives_the_same_results(monkeypatch):
+    from fastdescent.backends import numba_plan
+
+    want = _plan_run("Adam", "numba")
+    monkeypatch.setattr(numba_plan, "OFFSETS", None)
+    got = _plan_run("Adam", "numba")
+    for g, w in zip(got, want):
+        assert g.tobytes() == w.tobytes()
+
+
+class _GradArray(np.ndarray):
+    pass
+
+
+@pytest.mark.parametrize("make_grad", [
+    lambda a: a.view(_GradArray),
+    lambda a: a.view(np.dtype(np.float32, metadata={"unit": "m"})),
+], ids=["ndarray subclass", "dtype with metadata"])
+def test_numba_plan_accepts_what_the_fast_check_does_not_know(make_grad):
+    """Valid gradients the compiled check does not recognise take the Python checks and
+    step as a plain array does."""
+    params = [np.zeros(6, np.float32), np.zeros(6, np.float32)]
+    opt = fd.Adam([params[0]], lr=0.1, backend="numba")
+    twin = fd.Adam([params[1]], lr=0.1, backend="numba")
+    grad = np.arange(6, dtype=np.float32)
+    opt.step([make_grad(grad.copy())])
+    twin.step([grad])
+    assert params[0].tobytes() == params[1].tobytes() and params[0].any()
+
+
+def test_numba_plan_refuses_a_grad_sharing_memory_with_state():
+    params = [np.zeros(4), np.zeros(4)]
+    opt = fd.Adam(params, lr=0.1, backend="numba")
+    opt.step([np.ones(4), np.ones(4)])
+    before = [p.copy() for p in params], {k: v.copy() for k, v in opt.state[1].items()
+                                          if isinstance(v, np.ndarray)}
+    with pytest.raises(ValueError, match=r"grads\[1\] shares memory with state\[0\]"):
+        opt.step([np.ones(4), opt.state[0]["exp_avg_sq"]])
+    with pytest.raises(ValueError, match=r"grads\[0\] shares memory with params\[1\]"):
+        opt.step([params[1], np.ones(4)])
+    assert all(p.tobytes() == q.tobytes() for p, q in zip(params, before[0]))
+    assert all(opt.state[1][k].tobytes() == v.tobytes() for k, v in before[1].items())
+
+
+def test_numba_plan_refuses_a_param_made_read_only_between_steps():
+    params = [np.zeros(4), np.zeros(4)]
+    opt = fd.SGD(params, lr=0.1, backend="numba")
+    opt.step([np.ones(4), np.ones(4)])
+    params[1].flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[1\] must be writable"):
+        opt.step([np.ones(4), np.ones(4)])
+    assert (params[0] == -0.1).all()
+
+
+def test_numba_plan_steps_groups_and_step_counts_of_one_layout_in_one_call(step_calls):
+    params = [np.ones(n, np.float32) for n in (3, 5, 7, 9)]
+    groups = [{"params": params[:2]}, {"params": params[2:3], "lr": 0.5},
+              {"params": params[3:], "lr": lambda step: 0.1 / step}]
+    opt = fd.Adam(groups, lr=0.01, backend="numba")
+    opt.step([np.ones(3, np.float32), None, None, np.ones(9, np.float32)])
+    step_calls.clear()
+    opt.step([np.ones_like(p) for p in params])  # tensors at steps 2, 1, 1, 2
+    assert step_calls == [("adam", "float32", 4)]
+    assert [opt.state[i]["step"] for i in range(4)] == [2, 1, 1, 2]

@@ -6,17 +6,25 @@ when numba is not installed (or does not import); nothing else in fastdescent im
 
 How the kernels are put together, mirroring ``cpp/include/fastdescent``:
 
-* per optimizer, a **setup** ``setup(param, k)`` that turns the hyperparameters ``k`` (a
-  tuple of Python floats and bools) into the constants of the update, cast to the array's
-  dtype ``T`` as the C++ kernels cast them, and a per-element **rule** ``rule(i, param,
-  grad, s0, s1, s2, c)`` that reads and writes element ``i`` of its arrays and nothing
-  else. ``s0..s2`` are the state arrays, ``None`` where the C++ kernel gets a null pointer
-  (no momentum buffer, not centered, no AMSGrad): numba decides ``is None`` at compile time,
-  so each combination is its own branch-free loop;
-* one generic **loop** (:func:`_elementwise`) that runs the setup once and the rule over
-  every element, compiled twice: serial, and parallel over threads (``prange``), which runs
-  for arrays of at least :data:`PARALLEL_MIN_SIZE` elements when more than one thread is
-  allowed.
+* per optimizer, a **setup** ``setup(param, options, step)`` that turns one row of options
+  (float64, the names in :data:`OPTIONS`) and a tensor's step number into the constants of
+  the update, cast to the array's dtype ``T`` as the C++ kernels cast them, and a
+  per-element **rule** ``rule(i, param, grad, s0, s1, s2, c)`` that reads and writes
+  element ``i`` of its arrays and nothing else. ``s0..s2`` are the state arrays, ``None``
+  where the C++ kernel gets a null pointer (no momentum buffer, not centered, no AMSGrad):
+  numba decides ``is None`` at compile time, so each combination is its own branch-free
+  loop;
+* one **multi-tensor step** per optimizer (:func:`_multi_tensor`, in :data:`STEPS`): a
+  single compiled call that runs the setup once per (group, step number) and the rule over
+  every element of every tensor, the tensors given by the addresses of their data. It is
+  compiled twice: serial, and parallel (``prange``), which splits the concatenation of all
+  tensors into one share per thread by total elements, as the C++ loop does, and runs when
+  there are at least :data:`PARALLEL_GRAIN` elements per thread for two threads or more.
+  The step plans (:mod:`fastdescent.backends.numba_plan`) and the list kernels
+  (``adam_step`` ...) both call it;
+* for the gradient accumulation and transformation kernels, a generic per-array **loop**
+  (:func:`_elementwise`), serial and parallel, with setups ``setup(array, k)`` over a tuple
+  of hyperparameters.
 
 Each rule does its arithmetic in the order of numpy.py and the C++ headers, without
 ``fastmath``, so that rounding agrees with torch. ``error_model="numpy"`` makes a division by
@@ -24,8 +32,7 @@ zero give inf or NaN, as in NumPy, instead of raising (and lets the loops vector
 Compiled code is cached on disk (``cache=True``: next to this file, or in
 ``NUMBA_CACHE_DIR``), so only the first process on a machine pays for compiling.
 
-A call steps a list of tensors with a Python loop over them, one jitted call per tensor. Like
-the numpy backend these functions trust the optimizer layer to have validated their
+Like the numpy backend, the list kernels trust the optimizer layer to have validated their
 arguments, but they check every tensor's layout, dtype and size (compiled code would read or
 write out of bounds) before running any.
 """
@@ -43,7 +50,7 @@ from . import lists
 try:
     import numba
     from numba import njit, prange, types
-    from numba.extending import overload, register_jitable
+    from numba.extending import intrinsic, overload, register_jitable
 except Exception as exc:  # not installed, or installed but broken (llvmlite, numpy version)
     raise ImportError(f"the numba backend needs numba (pip install fastdescent[numba]): "
                       f"{type(exc).__name__}: {exc}") from exc
@@ -108,13 +115,174 @@ def _lerp(start, end, weight, one_minus_weight):
     return end - (end - start) * one_minus_weight
 
 
+# ------------------------------------------------------------ the multi-tensor skeleton
+#
+# A step over many tensors is one compiled call. Tensors arrive as the addresses of their
+# data (int64), each made an array of its size by numba.carray: passing arrays one by one,
+# or in a typed.List, costs microseconds per tensor on the Python side; an address costs
+# nothing once known. The caller guarantees every address points at ``size`` elements of
+# the dtype of ``like`` that stay alive through the call.
+
+@intrinsic
+def _pointer(typingctx, address, like):
+    """The int64 ``address`` as a pointer to elements of ``like``'s dtype."""
+    pointer = types.CPointer(like.dtype)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(pointer))
+
+    return pointer(types.int64, like), codegen
+
+
+@register_jitable
+def _tensor(address, begin, end, like):
+    """Elements [begin, end) of the tensor at ``address``, as an array counting from 0
+    (so that loops run from 0 and numba need not wrap negative indices, which keeps them
+    vectorizable)."""
+    return numba.carray(_pointer(address + begin * like.itemsize, like), end - begin)
+
+
+def _column(addresses, t, begin, end, like):
+    """Elements [begin, end) of the state array of tensor ``t`` in a column, or None for a
+    column the kernel does not use."""
+
+
+@overload(_column)
+def _column_overload(addresses, t, begin, end, like):
+    if isinstance(addresses, types.NoneType):
+        return lambda addresses, t, begin, end, like: None
+    return lambda addresses, t, begin, end, like: _tensor(addresses[t], begin, end, like)
+
+
+@register_jitable
+def _offsets(sizes):
+    """Where each tensor starts in the concatenation of all, and (last) the total. A plain
+    loop: in a parallel function numba would make np.cumsum a parallel region of its own."""
+    offsets = np.empty(sizes.size + 1, np.int64)
+    offsets[0] = 0
+    for t in range(sizes.size):
+        offsets[t + 1] = offsets[t] + sizes[t]
+    return offsets
+
+
+@register_jitable
+def last_at_or_before(ascending, value):
+    """The last index k with ``ascending[k] <= value``, or -1 (np.searchsorted's answer
+    minus one; a plain binary search compiles in a fraction of the time)."""
+    lo, hi = -1, ascending.size
+    while hi - lo > 1:
+        middle = (lo + hi) // 2
+        if ascending[middle] <= value:
+            lo = middle
+        else:
+            hi = middle
+    return lo
+
+
+def _multi_tensor(setup, rule):
+    """The (serial, parallel) compiled steps of one optimizer over many tensors.
+
+    Arguments: ``like`` (an array of the tensors' dtype), ``options`` (float64, one row per
+    group), per tensor its ``groups`` index and step number (float64 ``steps``), the
+    addresses of ``params``, ``grads`` and of the three state columns (None for a column
+    the options do not use), and ``sizes``; the parallel one also takes ``shares``, the
+    number of threads, and splits the concatenation of all tensors into that many
+    contiguous shares (aligned to 64 elements), as the C++ loop does.
+    """
+
+    def span(like, options, groups, steps, params, grads, s0, s1, s2, offsets, lo, hi):
+        """Elements [lo, hi) of the concatenation of all tensors (``offsets``: where each
+        tensor starts in it). The setup runs again only when the (group, step) changes
+        from one tensor to the next (tensors of a group and step come in runs)."""
+        k = last_at_or_before(offsets, lo)
+        group, step = -1, -1.0  # no tensor's: the first sets up
+        while k < groups.size and offsets[k] < hi:
+            begin = max(lo, offsets[k]) - offsets[k]
+            end = min(hi, offsets[k + 1]) - offsets[k]
+            if begin < end:
+                if groups[k] != group or steps[k] != step:
+                    group, step = groups[k], steps[k]
+                    c = setup(like, options[group], step)
+                param = _tensor(params[k], begin, end, like)
+                grad = _tensor(grads[k], begin, end, like)
+                a0 = _column(s0, k, begin, end, like)
+                a1 = _column(s1, k, begin, end, like)
+                a2 = _column(s2, k, begin, end, like)
+                for i in range(end - begin):
+                    rule(i, param, grad, a0, a1, a2, c)
+            k += 1
+
+    span = register_jitable(span)
+
+    def serial(like, options, groups, steps, params, grads, s0, s1, s2, sizes):
+        offsets = _offsets(sizes)
+        if offsets[-1] > 0:
+            span(like, options, groups, steps, params, grads, s0, s1, s2, offsets, 0,
+                 offsets[-1])
+
+    def parallel(like, options, groups, steps, params, grads, s0, s1, s2, sizes, shares):
+        offsets = _offsets(sizes)
+        total = offsets[-1]
+        for share in prange(shares):
+            lo = 0 if share == 0 else (total * share // shares) // 64 * 64
+            hi = total if share + 1 == shares else (total * (share + 1) // shares) // 64 * 64
+            if lo < hi:
+                span(like, options, groups, steps, params, grads, s0, s1, s2, offsets, lo, hi)
+
+    # Named after the rule, so that each step has cache files of its own.
+    stem = rule.__name__.strip("_").replace("_rule", "")
+    serial.__name__ = serial.__qualname__ = f"{stem}_step_serial"
+    parallel.__name__ = parallel.__qualname__ = f"{stem}_step_parallel"
+    return njit(**_JIT)(serial), njit(parallel=True, **_JIT)(parallel)
+
+
+@njit(**_JIT)
+def _first_nonfinite_at(like, addresses, sizes):
+    """Index of the first tensor (given by address) holding NaN or infinity, or -1."""
+    for t in range(sizes.size):
+        values = _tensor(addresses[t], 0, sizes[t], like)
+        finite = True
+        for i in range(values.size):
+            finite &= values[i] - values[i] == 0
+        if not finite:
+            return t
+    return -1
+
+
 # ------------------------------------------------------------------------------- the rules
+#
+# An optimizer's setup reads its options from one row of float64 (the names in OPTIONS,
+# bools as 0 or 1) and the tensor's step number (counting from 1), so that one compiled
+# loop serves every group of every step.
+
+#: per optimizer kind: the kernel's options in the order of a row (the step is separate)
+OPTIONS = {
+    "sgd": ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"),
+    "adagrad": ("lr", "lr_decay", "weight_decay", "eps", "maximize"),
+    "rmsprop": ("lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"),
+    "adam": ("lr", "beta1", "beta2", "eps", "weight_decay", "decoupled_weight_decay",
+             "amsgrad", "maximize"),
+}
+
+
+def columns_used(kind, options):
+    """Which state columns (kernel argument order) the kernel of ``kind`` reads and writes
+    with these options; the others are passed as None."""
+    if kind == "sgd":
+        return (options["momentum"] != 0,)
+    if kind == "adagrad":
+        return (True,)
+    if kind == "rmsprop":
+        return (True, bool(options["centered"]), options["momentum"] > 0)
+    return (True, True, bool(options["amsgrad"]))
+
 
 @_part
-def _sgd_setup(p, k):
-    lr, momentum, dampening, weight_decay, nesterov, maximize, first_step = k
+def _sgd_setup(p, options, step):
+    lr, momentum, dampening, weight_decay = options[0], options[1], options[2], options[3]
+    nesterov, maximize = options[4] != 0, options[5] != 0
     return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, momentum),
-            _as(p, 1.0 - dampening), _as(p, -lr), weight_decay != 0, first_step, nesterov)
+            _as(p, 1.0 - dampening), _as(p, -lr), weight_decay != 0, step == 1, nesterov)
 
 
 @_part
@@ -137,8 +305,10 @@ def _sgd_rule(i, param, grad, momentum_buffer, unused0, unused1, c):
 
 
 @_part
-def _adagrad_setup(p, k):
-    clr, weight_decay, eps, maximize = k
+def _adagrad_setup(p, options, step):
+    lr, lr_decay, weight_decay, eps = options[0], options[1], options[2], options[3]
+    maximize = options[4] != 0
+    clr = lr / (1.0 + (step - 1.0) * lr_decay)
     return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, eps), _as(p, -clr),
             weight_decay != 0)
 
@@ -155,8 +325,10 @@ def _adagrad_rule(i, param, grad, state_sum, unused0, unused1, c):
 
 
 @_part
-def _rmsprop_setup(p, k):
-    lr, alpha, eps, weight_decay, momentum, maximize = k
+def _rmsprop_setup(p, options, step):
+    lr, alpha, eps, weight_decay, momentum = (options[0], options[1], options[2], options[3],
+                                              options[4])
+    maximize = options[6] != 0
     one_minus_alpha = _as(p, 1.0 - alpha)
     return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay), _as(p, alpha),
             one_minus_alpha, _as(p, 1.0) - one_minus_alpha, _as(p, eps), _as(p, momentum),
@@ -187,9 +359,14 @@ def _rmsprop_rule(i, param, grad, square_avg, grad_avg, momentum_buffer, c):
 
 
 @_part
-def _adam_setup(p, k):
-    lr, beta1, beta2, eps, weight_decay, decoupled, maximize, bias_correction1, \
-        bias_correction2 = k
+def _adam_setup(p, options, step):
+    lr, beta1, beta2, eps, weight_decay = options[0], options[1], options[2], options[3], \
+        options[4]
+    decoupled, maximize = options[5] != 0, options[7] != 0
+    # math.pow is C's pow, as Python's float ** int in numpy.py (``step`` is a float, so
+    # LLVM cannot turn it into repeated multiplication).
+    bias_correction1 = 1.0 - math.pow(beta1, step)
+    bias_correction2 = 1.0 - math.pow(beta2, step)
     one_minus_beta1 = _as(p, 1.0 - beta1)
     has_decay = weight_decay != 0
     return (_as(p, -1.0 if maximize else 1.0), _as(p, weight_decay),
@@ -225,10 +402,11 @@ def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, c):
     param[i] = p + neg_step_size * m / denom
 
 
-_SGD = _elementwise(_sgd_setup, _sgd_rule)
-_ADAGRAD = _elementwise(_adagrad_setup, _adagrad_rule)
-_RMSPROP = _elementwise(_rmsprop_setup, _rmsprop_rule)
-_ADAM = _elementwise(_adam_setup, _adam_rule)
+#: per optimizer kind: its (serial, parallel) multi-tensor steps
+STEPS = {"sgd": _multi_tensor(_sgd_setup, _sgd_rule),
+         "adagrad": _multi_tensor(_adagrad_setup, _adagrad_rule),
+         "rmsprop": _multi_tensor(_rmsprop_setup, _rmsprop_rule),
+         "adam": _multi_tensor(_adam_setup, _adam_rule)}
 
 
 @njit(**_JIT)
@@ -365,88 +543,115 @@ def _row_mean_parallel(matrix, out, shares):
 
 
 #: every compiled function of this backend (the tests read their cache statistics)
-DISPATCHERS = (*_SGD, *_ADAGRAD, *_RMSPROP, *_ADAM, _all_finite, *_ACCUMULATE, *_SCALE,
+DISPATCHERS = (*STEPS["sgd"], *STEPS["adagrad"], *STEPS["rmsprop"], *STEPS["adam"],
+               _first_nonfinite_at, _all_finite, *_ACCUMULATE, *_SCALE,
                *_CLIP, *_EMA, _squares_serial, _squares_parallel, _row_mean_serial,
                _row_mean_parallel)
 
 
 # ------------------------------------------------------------------------ the Python side
 
-def _step(loops, function, names, rows, k):
-    """Run one rule's loop over each tensor: ``rows`` yields (param, grad, state arrays or
-    None), ``names`` are their arguments' names, ``k`` the hyperparameters. Every tensor is
-    checked before the first is written: all or nothing, as in the C++."""
-    calls = []
-    parallel_sized = False
+#: the threads' share of a step: a thread gets at least this many elements (as the C++)
+PARALLEL_GRAIN = PARALLEL_MIN_SIZE // 2
+
+_LIKE = {np.dtype(np.float32): np.empty(0, np.float32),
+         np.dtype(np.float64): np.empty(0, np.float64)}
+
+
+def address(array) -> int:
+    """The address of ``array``'s data."""
+    return array.__array_interface__["data"][0]
+
+
+def run_step(kind, dtype, options, groups, steps, params, grads, columns, sizes):
+    """One compiled call stepping tensors of one ``dtype``: ``options`` float64 rows (one
+    per group, :data:`OPTIONS` order), per tensor its group, its step number (float64), the
+    addresses of its param, grad and state arrays (``columns``: three int64 arrays or None,
+    None where the options use no such column) and its size (int64). The caller has
+    checked every array: compiled code trusts the addresses and sizes."""
+    shares = min(numba.get_num_threads(), int(sizes.sum()) // PARALLEL_GRAIN)
+    serial, parallel = STEPS[kind]
+    args = (_LIKE[dtype], options, groups, steps, params, grads, *columns, sizes)
+    if shares > 1:
+        parallel(*args, shares)
+    else:
+        serial(*args)
+
+
+def _step(kind, names, rows, options, step):
+    """Step the tensors of ``rows`` (param, grad, state arrays or None; ``names`` their
+    arguments' names) with the options row ``options`` and step number ``step``. Every
+    tensor is checked before any is written: all or nothing, as in the C++."""
+    by_dtype = {}
     for i, row in enumerate(rows):
         param = row[0]
         n, dtype = param.size, param.dtype
-        flat = [None, None, None, None, None, k]
         for j, array in enumerate(row):
             if array is None:
                 continue
-            # Compiled loops do not check bounds, reshape would copy a strided array, and
-            # numba would try (and fail) to compile a loop writing a read-only one.
+            # Compiled code does not check bounds, and writes through the addresses.
             flags = array.flags
             if (array.size != n or array.dtype != dtype or not flags.c_contiguous
                     or not (flags.writeable or j == 1)):
                 raise ValueError(
-                    f"{function}: {names[j]}[{i}] must be C-contiguous"
+                    f"{kind}_step: {names[j]}[{i}] must be C-contiguous"
                     f"{'' if j == 1 else ', writable'} and have the dtype and size of "
                     f"params[{i}] ({dtype}, {n}), got {array.dtype}, {array.size}")
-            flat[j] = array if array.ndim == 1 else array.reshape(-1)
-        parallel_sized |= n >= PARALLEL_MIN_SIZE
-        calls.append(flat)
-    threaded = parallel_sized and numba.get_num_threads() > 1
-    for args in calls:
-        loops[threaded and args[0].size >= PARALLEL_MIN_SIZE](*args)
+        by_dtype.setdefault(dtype, []).append(row)
+    options = np.array([options], np.float64)
+    for dtype, members in by_dtype.items():
+        m = len(members)
+        addresses = [np.array([address(row[j]) for row in members], np.int64)
+                     if members[0][j] is not None else None for j in range(len(members[0]))]
+        columns = (addresses[2:] + [None] * 3)[:3]
+        run_step(kind, dtype, options, np.zeros(m, np.int64), np.full(m, float(step)),
+                 addresses[0], addresses[1], columns,
+                 np.array([row[0].size for row in members], np.int64))
 
 
-# Hyperparameters go to the loops as Python floats and bools (one compiled loop for any
-# values; the setups cast them), in the order the setups unpack them.
+def _row(kind, arguments):
+    """The options row of ``kind`` from the kernel's arguments by name."""
+    return [float(arguments[name]) for name in OPTIONS[kind]]
+
+
+# Hyperparameters go to the compiled step as one row of float64 (one compiled step for any
+# values; the setups cast them).
 
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay,
              nesterov, maximize, first_step):
-    use_momentum = momentum != 0
-    k = (float(lr), float(momentum), float(dampening), float(weight_decay), bool(nesterov),
-         bool(maximize), bool(first_step))
-    rows = ((param, grad, momentum_buffers[i] if use_momentum else None)
-            for i, (param, grad) in enumerate(zip(params, grads)))
-    _step(_SGD, "sgd_step", ("params", "grads", "momentum_buffers"), rows, k)
+    options = _row("sgd", locals())
+    (use_momentum,) = columns_used("sgd", locals())
+    rows = [(param, grad, momentum_buffers[i] if use_momentum else None)
+            for i, (param, grad) in enumerate(zip(params, grads))]
+    _step("sgd", ("params", "grads", "momentum_buffers"), rows, options,
+          1 if first_step else 2)
 
 
 def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, maximize, step):
-    clr = lr / (1.0 + (step - 1) * lr_decay)
-    k = (float(clr), float(weight_decay), float(eps), bool(maximize))
-    _step(_ADAGRAD, "adagrad_step", ("params", "grads", "state_sums"),
-          zip(params, grads, state_sums), k)
+    options = _row("adagrad", locals())
+    _step("adagrad", ("params", "grads", "state_sums"), list(zip(params, grads, state_sums)),
+          options, step)
 
 
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
                  weight_decay, momentum, centered, maximize):
-    use_momentum = momentum > 0
-    k = (float(lr), float(alpha), float(eps), float(weight_decay), float(momentum),
-         bool(maximize))
-    rows = ((param, grad, square_avg, grad_avgs[i] if centered else None,
+    options = _row("rmsprop", locals())
+    _, use_mean, use_momentum = columns_used("rmsprop", locals())
+    rows = [(param, grad, square_avg, grad_avgs[i] if use_mean else None,
              momentum_buffers[i] if use_momentum else None)
-            for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs)))
-    _step(_RMSPROP, "rmsprop_step",
-          ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"), rows, k)
+            for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs))]
+    _step("rmsprop", ("params", "grads", "square_avgs", "grad_avgs", "momentum_buffers"),
+          rows, options, 1)
 
 
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, amsgrad, maximize, step):
-    # In Python, as numpy.py: Python's float ** int is C's pow (numba's may not be).
-    bias_correction1 = 1.0 - beta1 ** step
-    bias_correction2 = 1.0 - beta2 ** step
-    k = (float(lr), float(beta1), float(beta2), float(eps), float(weight_decay),
-         bool(decoupled_weight_decay), bool(maximize), float(bias_correction1),
-         float(bias_correction2))
-    rows = ((param, grad, exp_avg, exp_avg_sq, max_exp_avg_sqs[i] if amsgrad else None)
+    options = _row("adam", locals())
+    rows = [(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sqs[i] if amsgrad else None)
             for i, (param, grad, exp_avg, exp_avg_sq) in enumerate(
-                zip(params, grads, exp_avgs, exp_avg_sqs)))
-    _step(_ADAM, "adam_step", ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"),
-          rows, k)
+                zip(params, grads, exp_avgs, exp_avg_sqs))]
+    _step("adam", ("params", "grads", "exp_avgs", "exp_avg_sqs", "max_exp_avg_sqs"), rows,
+          options, step)
 
 
 def first_nonfinite(arrays):
@@ -573,3 +778,12 @@ def ema_update(averages, params, decay):
     rows = lists.check_lists("ema_update", ("averages", averages, True, False),
                              ("params", params, False, False))
     _run(_EMA, rows, (decay,))
+
+
+def __getattr__(name):
+    # PLANS, the step plans (fastdescent.backends.numba_plan), which import this module.
+    if name == "PLANS":
+        from .numba_plan import PLANS
+
+        return PLANS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,10 @@ A plan holds the params, the state arrays (one column per state name), the group
 param and each param's step count (an int64 array the plan increments). Its ``step(grads,
 check_finite)`` checks the gradients against the bound tensors and runs the backend's kernel
 over every tensor of every group; all or nothing. The compiled backend has its own plans
-(``fastdescent._core.AdamPlan`` and the rest: one crossing into C++ per step); this module's
-:class:`ListPlan` gives every other backend the same interface on top of its list kernels.
+(``fastdescent._core.AdamPlan`` and the rest: one crossing into C++ per step), and so has the
+numba backend (:mod:`fastdescent.backends.numba_plan`: one compiled call per step); this
+module's :class:`ListPlan` gives every other backend the same interface on top of its list
+kernels.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ class ListPlan:
             self._busy = False
 
     def _step(self, grads, check_finite: bool) -> None:
+        live = self._checked_live(grads, check_finite)
+        self._run(grads, live)
+
+    def _checked_live(self, grads, check_finite: bool) -> list[int]:
+        """Every check of a step (raising on the first failure): the indices of the params
+        whose gradient is not None."""
         if not isinstance(grads, (list, tuple)):
             raise TypeError("grads must be a list or tuple of arrays aligned with params, "
                             f"got {type(grads).__name__}")
@@ -106,6 +114,9 @@ class ListPlan:
             if bad >= 0:
                 raise ValueError(f"grads[{live[bad]}] holds NaN or infinity "
                                  "(check_finite=True); nothing was updated")
+        return live
+
+    def _run(self, grads, live: list[int]) -> None:
         # Every check passed: run one kernel call per (group, step number).
         buckets: dict[tuple[int, int], list[int]] = {}
         for i in live:
