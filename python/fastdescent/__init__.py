@@ -6,7 +6,12 @@
 >>> opt.step([np.ones(3, dtype=np.float32)])     # w and the optimizer state change in place
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
+
+try:  # the version is the git tag's, written into the installed metadata at build time
+    __version__ = _metadata.version("fastdescent")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .backends import BackendWarning, get_backend, set_backend
 from .checkpoint import load, save

@@ -179,7 +179,7 @@ class GradientAccumulator:
             sums.append(np.zeros(shape, kind))
         self._sums = sums
         self._scratch: list[np.ndarray] | None = None  # row means, for add_per_sample
-        self._samples = 0
+        self._samples: float = 0
 
     def __len__(self) -> int:
         return len(self._sums)
@@ -206,7 +206,7 @@ class GradientAccumulator:
             v.flags.writeable = False
         return views
 
-    def _listed(self, grads, name: str) -> list:
+    def _listed(self, grads, name: str) -> Sequence:
         if isinstance(grads, np.ndarray):
             if len(self._sums) != 1:
                 raise TypeError(f"{name} must be a list of {len(self._sums)} arrays; a bare "

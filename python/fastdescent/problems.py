@@ -185,7 +185,8 @@ def _stationary_points_1d(gradient, hessian, low: float, high: float, samples: i
     bisection, sorted into (minima, maxima)."""
     grid = np.linspace(low, high, samples)
     g = gradient(grid)
-    minima, maxima = [], []
+    minima: list[float] = []
+    maxima: list[float] = []
     for i in np.flatnonzero(np.sign(g[:-1]) * np.sign(g[1:]) < 0):
         a, b, ga = float(grid[i]), float(grid[i + 1]), float(g[i])
         for _ in range(200):

@@ -189,7 +189,8 @@ class PiecewiseConstant(Schedule):
             if len(factor) != len(self.milestones):
                 raise ValueError(f"factor has {len(factor)} values but there are "
                                  f"{len(self.milestones)} milestones: give one per milestone")
-            self.factor = tuple(check_range(f, f"factor[{i}]", 0) for i, f in enumerate(factor))
+            self.factor: float | tuple[float, ...] = tuple(
+                check_range(f, f"factor[{i}]", 0) for i, f in enumerate(factor))
         else:
             self.factor = check_range(factor, "factor", 0)
         factors = (self.factor if isinstance(self.factor, tuple)

@@ -69,7 +69,7 @@ def check_lists(function: str, *args) -> list[tuple[np.ndarray, ...]]:
                              f"has {len(first_list)}")
     rows, spans = [], []
     for r in range(len(first_list)):
-        row = []
+        row: list = []
         for c, (name, arrays, writable, none_ok) in enumerate(args):
             item = arrays[r]
             if item is None and none_ok:
