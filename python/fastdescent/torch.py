@@ -32,7 +32,7 @@ optimizer is built. This module imports torch; ``import fastdescent`` does not i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -70,7 +70,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
     """
 
     #: the fastdescent optimizer class that runs the steps
-    _engine_class: type[optim.Optimizer]
+    _engine_class: Callable[..., optim.Optimizer]
     #: group keys handed to the engine, in the engine's names
     _engine_keys: tuple[str, ...]
     #: group keys whose change rebuilds the engine
@@ -78,8 +78,11 @@ class _KernelOptimizer(torch.optim.Optimizer):
     #: whether torch keeps a ``step`` entry in each param's state
     _keeps_step = True
 
+    _engine: optim.Optimizer
+
     def __init__(self, params, defaults: dict[str, Any]):
-        self._engine = None
+        # Unbound until _build: torch's __init__ adds the groups first.
+        self._engine = None  # type: ignore[assignment]
         super().__init__(params, defaults)
         self._build()
 
@@ -93,7 +96,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
                                  "tensors, outside autograd)")
         return {key: _number(group[key]) for key in self._engine_keys}
 
-    def _engine_for(self, groups) -> type[optim.Optimizer]:
+    def _engine_for(self, groups) -> Callable[..., optim.Optimizer]:
         return self._engine_class
 
     def _build(self) -> None:
@@ -130,7 +133,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     def _engine_state(self, entries, where: str) -> dict[str, Any]:
         """torch's state of one param as the engine's state dict entry."""
-        state = {}
+        state: dict[str, Any] = {}
         for key, value in entries.items():
             if key == "step":
                 state[key] = _step_count(value, f"{where}['step']")
@@ -253,7 +256,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
         if "_engine" not in self.__dict__:  # unpickled or deep-copied: bind the copies
-            self._engine = None
+            self._engine = None  # type: ignore[assignment]
             self._build()
 
 

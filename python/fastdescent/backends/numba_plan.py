@@ -207,9 +207,13 @@ class NumbaPlan(ListPlan):
         return [_Bucket(dtype, members, used, self._sizes, self._group_of, self._param_data,
                         self._state_data) for (dtype, used), members in keys.items()]
 
-    def _step(self, grads, check_finite: bool) -> None:
+    def _ready_buckets(self) -> list[_Bucket]:
         if self._buckets is None:
             self._buckets = self._prepare()
+        return self._buckets
+
+    def _step(self, grads, check_finite: bool) -> None:
+        self._ready_buckets()
         n = len(self._params)
         # A tuple of our own: the user's list could change in another thread.
         held = tuple(grads) if isinstance(grads, (list, tuple)) else None
@@ -228,7 +232,7 @@ class NumbaPlan(ListPlan):
             self._live[:] = 0
             for i in live:
                 self._live[i] = 1
-                self._grad_data[i] = kernels.address(held[i])
+                self._grad_data[i] = kernels.address((grads if held is None else held)[i])
         self._run_buckets()
         del held  # the gradients were kept alive through the compiled calls
 
@@ -244,7 +248,7 @@ class NumbaPlan(ListPlan):
     def _check_finite(self) -> None:
         bad = n = len(self._params)
         everyone = bool(self._live.all())
-        for bucket in self._buckets:
+        for bucket in self._ready_buckets():
             members, _, sizes, _, _ = self._selected(bucket, everyone)
             k = kernels._first_nonfinite_at(kernels._LIKE[bucket.dtype],
                                             self._grad_data[members], sizes)
@@ -257,7 +261,7 @@ class NumbaPlan(ListPlan):
     def _run_buckets(self) -> None:
         live = self._live.view(bool)
         everyone = bool(live.all())
-        for bucket in self._buckets:
+        for bucket in self._ready_buckets():
             members, groups, sizes, params, columns = self._selected(bucket, everyone)
             if members.size == 0:
                 continue
