@@ -66,8 +66,6 @@ class Collectives:
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.timeout = None if timeout is None else float(timeout)
-        #: bytes this rank handed to collectives (payload, not what the algorithm sends)
-        self.payload_bytes = 0
 
     def _wait(self, request, what: str) -> None:
         deadline = time.monotonic() + self.timeout
@@ -85,7 +83,6 @@ class Collectives:
     def allreduce(self, buffer: np.ndarray, op: Any = None, what: str = "allreduce") -> None:
         """Reduce ``buffer`` across ranks, in place (sum unless ``op`` says otherwise)."""
         op = self.MPI.SUM if op is None else op
-        self.payload_bytes += buffer.nbytes
         if self.timeout is None:
             self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=op)
         else:
@@ -93,7 +90,6 @@ class Collectives:
 
     def reduce_scatter(self, send: np.ndarray, receive: np.ndarray, counts: list[int]) -> None:
         """Sum ``send`` across ranks; this rank receives its ``counts[rank]`` elements."""
-        self.payload_bytes += send.nbytes
         if self.timeout is None:
             self.comm.Reduce_scatter(send, receive, counts, op=self.MPI.SUM)
         else:
@@ -103,7 +99,6 @@ class Collectives:
     def allgatherv(self, buffer: np.ndarray, counts: list[int], displacements: list[int]) -> None:
         """Every rank's part ``buffer[displacements[r]:][:counts[r]]`` to every rank, in
         place."""
-        self.payload_bytes += counts[self.rank] * buffer.itemsize
         datatype = self.MPI.FLOAT if buffer.dtype == np.float32 else self.MPI.DOUBLE
         spec = [buffer, (counts, displacements), datatype]
         if self.timeout is None:
@@ -113,7 +108,6 @@ class Collectives:
                        "allgather of the params")
 
     def broadcast(self, buffer: np.ndarray, root: int = 0) -> None:
-        self.payload_bytes += buffer.nbytes
         if self.timeout is None:
             self.comm.Bcast(buffer, root=root)
         else:
