@@ -11,8 +11,8 @@ reported. Rank 0 prints one JSON object per line:
   1000 tensors of 1000 elements) stepped by ``mode``: ``Adam`` (the optimizer alone, no
   communication), ``DataParallel`` or ``ShardedOptimizer`` (each with the default
   ``timeout``, polled nonblocking collectives, and with ``timeout=None``, MPI's blocking
-  calls); with the payload bytes each rank handed to MPI per step and the bytes of optimizer
-  state each rank holds;
+  calls); with the bytes of optimizer state each rank holds (the bytes sent are counted
+  by benches/distributed_report.py, running ``--count`` under Open MPI's monitoring);
 - ``"kind": "collective"``: the bare collectives on buffers of the workload's size (what the
   per-byte cost model of benches/REPORT_MPI.md is fitted on), and an 8-byte allreduce (the
   latency).
