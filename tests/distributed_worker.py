@@ -99,7 +99,8 @@ def equivalence(out, comm):
                         state_bytes[key] = [opt.state_bytes(),
                                             sum(p.size for p in opt.pieces)]
     np.savez(os.path.join(out, f"equivalence-rank{rank}.npz"), **results)
-    report = {"state_bytes": state_bytes, "bad_grads": bad_grads(comm)}
+    report = {"state_bytes": state_bytes, "bad_grads": bad_grads(comm),
+              "prestepped": prestepped(comm)}
     with open(os.path.join(out, f"equivalence-rank{rank}.json"), "w") as f:
         json.dump(report, f)
 
@@ -123,11 +124,40 @@ def bad_grads(comm):
         except Exception as error:  # what each rank raised is the result
             raised = [type(error).__name__, str(error)]
         unchanged = all(np.array_equal(a, b) for a, b in zip(before, params))
+        refused = {"bad shape": raised}
+        # NaN on rank 1 only, then finite gradients that overflow when summed.
+        for name, value, rank_with in (("nan", np.nan, 1), ("overflow", 3e38, None)):
+            grads = rank_grads("adam", 2, rank, params)
+            if rank_with is None or rank == rank_with:
+                grads[0] = np.full_like(grads[0], value)
+            try:
+                opt.step(grads, check_finite=True)
+                refused[name] = None
+            except Exception as error:
+                refused[name] = [type(error).__name__, str(error)]
+            unchanged = unchanged and all(np.array_equal(a, b) for a, b in zip(before, params))
         opt.step(rank_grads("adam", 2, rank, params))   # the job goes on
-        seen[mode] = {"raised": raised, "unchanged": unchanged,
+        seen[mode] = {"raised": refused, "unchanged": unchanged,
                       "step_count": opt.step_count,
                       "params": [p.tolist() for p in params]}
     return seen
+
+
+def prestepped(comm):
+    """An optimizer that stepped alone (on the mean gradients) before it is sharded: its
+    state is split between the ranks."""
+    rank, size = comm.Get_rank(), comm.Get_size()
+    case = "adamw-amsgrad-groups"
+    params = initial_params(case, 0)
+    opt = make_optimizer(case, params)
+    for step in range(2):
+        per_rank = [rank_grads(case, step, r, params) for r in range(size)]
+        opt.step([None if g[0] is None else np.mean(np.stack(g), axis=0)
+                  for g in zip(*per_rank)])
+    sharded = fd.distributed.ShardedOptimizer(opt, bucket_bytes=256)
+    for step in range(2, STEPS):
+        sharded.step(rank_grads(case, step, rank, params))
+    return [p.tolist() for p in params]
 
 
 def resume(out, comm, directory, case, first, last):

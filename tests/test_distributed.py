@@ -24,10 +24,12 @@ import pytest
 import distributed_worker as worker
 import fastdescent as fd
 from fastdescent.checkpoint import read_archive
+from fastdescent.demo import make_line
 from fastdescent.distributed.layout import CUT_ALIGN
 
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "distributed_line.py")
 
 
 def mpirun() -> str:
@@ -40,14 +42,15 @@ def mpirun() -> str:
     return found
 
 
-def launch(ranks: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def launch(ranks: int, *args: str, timeout: float = 120,
+           script: str = WORKER) -> subprocess.CompletedProcess:
     """Run the worker on ``ranks`` ranks (oversubscribed: this machine may have fewer cores)
     and return the finished process; a launch that outlives ``timeout`` fails the test."""
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
                OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(
                    [os.path.dirname(__file__), os.environ.get("PYTHONPATH", "")]))
     command = [mpirun(), "-n", str(ranks), "--oversubscribe", sys.executable, "-m", "mpi4py",
-               WORKER, *args]
+               script, *args]
     try:
         return subprocess.run(command, env=env, capture_output=True, text=True,
                               timeout=timeout, cwd=ROOT)
@@ -140,11 +143,19 @@ def test_bad_gradients_on_one_rank_make_every_rank_raise_and_change_nothing(
         equivalence_run, mode):
     ranks, _, reports = equivalence_run
     seen = [r["bad_grads"][mode] for r in reports]
-    assert seen[1]["raised"] == ["ValueError", "grads[2] has shape (999,) but params[2] "
-                                 "has shape (1000,)"]
+    assert seen[1]["raised"]["bad shape"] == [
+        "ValueError", "grads[2] has shape (999,) but params[2] has shape (1000,)"]
+    assert seen[1]["raised"]["nan"] == [
+        "ValueError", "grads[0] holds NaN or infinity (check_finite=True)"]
     for rank in [0] + list(range(2, ranks)):
-        assert seen[rank]["raised"][0] == "RemoteStepError"
-        assert "failed on rank(s) 1" in seen[rank]["raised"][1]
+        for refused in ("bad shape", "nan"):
+            assert seen[rank]["raised"][refused][0] == "RemoteStepError"
+            assert "failed on rank(s) 1" in seen[rank]["raised"][refused][1]
+    # Finite gradients whose sum overflows: every rank refuses the step.
+    for rank in range(ranks):
+        error, message = seen[rank]["raised"]["overflow"]
+        assert (error, "overflowed" in message) in {("ValueError", True),
+                                                    ("RemoteStepError", False)}
     assert all(s["unchanged"] for s in seen)
     # The job went on: the next step worked and matches one process that never saw the
     # refused step.
@@ -153,6 +164,23 @@ def test_bad_gradients_on_one_rank_make_every_rank_raise_and_change_nothing(
         assert s["step_count"] == 3
         for got, want in zip(s["params"], expected):
             np.testing.assert_array_equal(np.asarray(got, want.dtype), want)
+
+
+def test_an_optimizer_that_stepped_alone_is_sharded_with_its_state(equivalence_run):
+    ranks, _, reports = equivalence_run
+    expected, _ = one_process("adamw-amsgrad-groups", ranks, range(worker.STEPS))
+    for report in reports:
+        for got, want in zip(report["prestepped"], expected):
+            np.testing.assert_array_equal(np.asarray(got, want.dtype), want)
+
+
+def test_the_example_fits_the_seeds_line_on_3_ranks():
+    done = launch(3, "--sharded", script=EXAMPLE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    m, c = make_line(n=1000, seed=0).least_squares()
+    assert last.startswith(f"3 ranks, sharded: m = {m:.4f}, c = {c:.4f} (least squares: "
+                           f"m = {m:.4f}, c = {c:.4f}")
 
 
 def test_a_sharded_checkpoint_resumes_on_2_then_3_then_2_ranks(tmp_path):

@@ -22,7 +22,9 @@ class DataParallel(DistributedOptimizer):
 
     on every rank, so the params stay identical on all ranks and equal (to float rounding of
     the sum; exactly when the sum is exact) those of one process stepping on the averaged
-    gradients.
+    gradients. (That every rank gets the same bits from ``MPI_Allreduce`` is what MPI
+    advises and Open MPI's algorithms do; :class:`ShardedOptimizer` needs no such promise:
+    each element is stepped by one rank and copied to the others.)
 
     The gradients are copied into flat buffers, one per dtype, owned by the wrapper (the
     caller's arrays are never written) and summed in place by ``MPI_Allreduce`` one bucket
@@ -61,14 +63,18 @@ class DataParallel(DistributedOptimizer):
     def step(self, grads, check_finite: bool = False) -> None:
         """Average ``grads`` (aligned with :attr:`params`; None skips a param on every rank)
         across ranks and step. Bad gradients on any rank make every rank raise, with no
-        param or state changed anywhere. ``check_finite`` checks each rank's gradients
-        before they are averaged."""
+        param or state changed anywhere. ``check_finite`` refuses NaN or infinity in any
+        rank's gradients, and an average that overflowed."""
         grads = self._checked_grads(grads, check_finite)
         for flat, buffer, pieces in zip(self._flats, self._buffers, self._pieces):
             layout.pack(pieces, grads, buffer)
             for lo, hi in flat.buckets:
                 self.collectives.allreduce(buffer[lo:hi], what="allreduce of the gradients")
             self._average(buffer)
+        # Every rank holds the same averaged bits, so every rank decides the same way.
+        if check_finite and not all(np.isfinite(b).all() for b in self._buffers):
+            raise ValueError(f"rank {self.rank}: the averaged gradients overflowed to "
+                             "infinity (check_finite=True); nothing changed on any rank")
         self.optimizer.step([view if grad is not None else None
                              for view, grad in zip(self._averaged, grads)])
 

@@ -120,7 +120,8 @@ class ShardedOptimizer(DistributedOptimizer):
     def step(self, grads, check_finite: bool = False) -> None:
         """Average ``grads`` across ranks, step this rank's shard, gather the params. Bad
         gradients on any rank make every rank raise with nothing changed anywhere;
-        ``check_finite`` also refuses a step whose averaged gradient overflowed."""
+        ``check_finite`` refuses NaN or infinity in any rank's gradients, and an average
+        that overflowed."""
         grads = self._checked_grads(grads, check_finite)
         rank = self.rank
         for flat_buckets, shard, buffer in zip(self._buckets, self._shards,
@@ -135,7 +136,7 @@ class ShardedOptimizer(DistributedOptimizer):
             error = None
             if not all(np.isfinite(shard).all() for shard in self._shards):
                 error = ValueError(f"rank {rank}: the averaged gradients overflowed to "
-                                   "infinity (check_finite=True)")
+                                   "infinity (check_finite=True); nothing changed on any rank")
             self.collectives.agree(error, "the averaged gradients")
         self.optimizer.step([view if grads[p.param] is not None else None
                              for view, p in zip(self._piece_grads, self.pieces)])
