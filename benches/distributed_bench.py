@@ -13,6 +13,8 @@ reported. Rank 0 prints one JSON object per line:
   ``timeout``, polled nonblocking collectives, and with ``timeout=None``, MPI's blocking
   calls); with the bytes of optimizer state each rank holds (the bytes sent are counted
   by benches/distributed_report.py, running ``--count`` under Open MPI's monitoring);
+- ``"kind": "local"`` (one rank only): the local work of a step on the 10M elements: a
+  copy, the division, an addition, Adam's step (median and minimum);
 - ``"kind": "collective"``: the bare collectives on buffers of the workload's size (what the
   per-byte cost model of benches/REPORT_MPI.md is fitted on), and an 8-byte allreduce (the
   latency).
@@ -36,8 +38,9 @@ def workloads(scale: float) -> dict[str, list[tuple[int, ...]]]:
             "1000x1000": [(1000,)] * max(4, int(1000 * scale))}
 
 
-def timed(comm, fn, steps: int) -> float:
-    """Median over ``steps`` calls of the slowest rank's time for ``fn()``, in seconds."""
+def timed(comm, fn, steps: int, best: bool = False) -> float:
+    """Median (or with ``best``, minimum) over ``steps`` calls of the slowest rank's time
+    for ``fn()``, in seconds."""
     times = []
     fn()  # first step: state allocation, plans
     for _ in range(steps):
@@ -46,7 +49,27 @@ def timed(comm, fn, steps: int) -> float:
         fn()
         elapsed = time.perf_counter() - start
         times.append(comm.allreduce(elapsed, op=MPI.MAX))
-    return statistics.median(times)
+    return min(times) if best else statistics.median(times)
+
+
+def bench_local(comm, elements, steps, out):
+    """The local work of a step, per element (one process): what the cost model of
+    benches/REPORT_MPI.md multiplies by the elements each rank handles."""
+    rng = np.random.default_rng(0)
+    grad = rng.normal(size=elements).astype(np.float32)
+    buffer = np.empty_like(grad)
+    param = np.zeros_like(grad)
+    adam = fd.Adam([param], lr=1e-3)
+    cases = {
+        "copy (pack or unpack)": lambda: np.copyto(buffer, grad),
+        "divide in place (the mean)": lambda: np.divide(buffer, np.float32(3), out=buffer),
+        "add (a reduction's arithmetic)": lambda: np.add(buffer, grad, out=buffer),
+        "Adam step": lambda: adam.step([grad]),
+    }
+    for case, fn in cases.items():
+        out({"kind": "local", "operation": case, "elements": elements,
+             "seconds_median": timed(comm, fn, steps),
+             "seconds_min": timed(comm, fn, steps, best=True)})
 
 
 def state_bytes(optimizer) -> int:
@@ -129,6 +152,9 @@ def main():
     def out(row):
         print(json.dumps(row), flush=True)
 
+    if comm.Get_size() == 1:
+        bench_local(comm, sum(int(np.prod(s)) for s in workloads(args.scale)["1x10M"]),
+                    args.steps, out)
     for name, shapes in workloads(args.scale).items():
         bench_steps(comm, name, shapes, args.steps, out)
         if comm.Get_size() > 1 and name == "1x10M":

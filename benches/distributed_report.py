@@ -112,6 +112,14 @@ def print_tables(rows) -> None:
               f"{timeout} | {r['seconds'] * 1e3:.2f} | {sent_text} | "
               f"{r['state_bytes_per_rank_max'] / 1e6:.2f} MB |")
     print()
+    print("| local work (1 process) | elements | ms (median) | ms (min) | ns per element (min) |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        if r["kind"] == "local":
+            print(f"| {r['operation']} | {r['elements']:,} | {r['seconds_median'] * 1e3:.2f} | "
+                  f"{r['seconds_min'] * 1e3:.2f} | "
+                  f"{r['seconds_min'] / r['elements'] * 1e9:.3f} |")
+    print()
     print("| ranks | collective | bytes | ms (median) | GB/s of buffer |")
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
