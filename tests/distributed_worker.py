@@ -100,7 +100,7 @@ def equivalence(out, comm):
                                             sum(p.size for p in opt.pieces)]
     np.savez(os.path.join(out, f"equivalence-rank{rank}.npz"), **results)
     report = {"state_bytes": state_bytes, "bad_grads": bad_grads(comm),
-              "prestepped": prestepped(comm)}
+              "prestepped": prestepped(out, comm)}
     with open(os.path.join(out, f"equivalence-rank{rank}.json"), "w") as f:
         json.dump(report, f)
 
@@ -143,7 +143,7 @@ def bad_grads(comm):
     return seen
 
 
-def prestepped(comm):
+def prestepped(out, comm):
     """An optimizer that stepped alone (on the mean gradients) before it is sharded: its
     state is split between the ranks."""
     rank, size = comm.Get_rank(), comm.Get_size()
@@ -157,6 +157,10 @@ def prestepped(comm):
     sharded = fd.distributed.ShardedOptimizer(opt, bucket_bytes=256)
     for step in range(2, STEPS):
         sharded.step(rank_grads(case, step, rank, params))
+    full = sharded.full_state_dict()
+    if rank == 0:
+        opt.load_state_dict(full)
+        fd.save(os.path.join(out, "prestepped-gathered-state.npz"), opt)
     return [p.tolist() for p in params]
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import glob
 import json
+import pathlib
 import os
 import shutil
 import subprocess
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -64,6 +66,13 @@ def launch_ok(ranks: int, *args: str) -> None:
     assert done.returncode == 0, f"mpirun failed:\n{done.stdout}\n{done.stderr}"
 
 
+class Run(NamedTuple):
+    ranks: int
+    params: list[dict[str, np.ndarray]]    # by rank
+    reports: list[dict]                    # by rank
+    out: pathlib.Path                      # where the ranks wrote them
+
+
 @pytest.fixture(scope="module", params=[2, 3], ids=["2-ranks", "3-ranks"])
 def equivalence_run(request, tmp_path_factory):
     """One launch per rank count runs every case; the tests read what the ranks wrote."""
@@ -73,7 +82,7 @@ def equivalence_run(request, tmp_path_factory):
     params = [dict(np.load(out / f"equivalence-rank{r}.npz")) for r in range(ranks)]
     reports = [json.loads((out / f"equivalence-rank{r}.json").read_text())
                for r in range(ranks)]
-    return ranks, params, reports
+    return Run(ranks, params, reports, out)
 
 
 def one_process(case: str, ranks: int, steps, exact: bool = True, params=None, opt=None):
@@ -96,7 +105,7 @@ def test_every_rank_ends_with_the_params_of_one_process_on_the_mean_gradient(
         equivalence_run, case, mode, bucket):
     # Gradients that are multiples of 1/32 sum exactly in any order: the mean is then the
     # same bits as numpy's, and so is every step.
-    ranks, params, _ = equivalence_run
+    ranks, params, _, _ = equivalence_run
     expected, _ = one_process(case, ranks, range(worker.STEPS))
     for rank in range(ranks):
         for i, want in enumerate(expected):
@@ -107,7 +116,7 @@ def test_every_rank_ends_with_the_params_of_one_process_on_the_mean_gradient(
 @pytest.mark.parametrize("case, mode, bucket", CASES)
 def test_random_gradients_agree_to_float_rounding_and_across_ranks(
         equivalence_run, case, mode, bucket):
-    ranks, params, _ = equivalence_run
+    ranks, params, _, _ = equivalence_run
     expected, _ = one_process(case, ranks, range(worker.STEPS), exact=False)
     for i, want in enumerate(expected):
         rtol = 1e-5 if want.dtype == np.float32 else 1e-12
@@ -121,7 +130,7 @@ def test_random_gradients_agree_to_float_rounding_and_across_ranks(
 
 @pytest.mark.parametrize("case", list(worker.CASES))
 def test_sharded_state_is_split_between_the_ranks(equivalence_run, case):
-    ranks, _, reports = equivalence_run
+    ranks, _, reports, _ = equivalence_run
     _, single = one_process(case, ranks, range(worker.STEPS))
     unsharded = sum(v.nbytes for s in single.state.values() for v in s.values()
                     if isinstance(v, np.ndarray))
@@ -141,7 +150,7 @@ def test_sharded_state_is_split_between_the_ranks(equivalence_run, case):
 @pytest.mark.parametrize("mode", worker.MODES)
 def test_bad_gradients_on_one_rank_make_every_rank_raise_and_change_nothing(
         equivalence_run, mode):
-    ranks, _, reports = equivalence_run
+    ranks, _, reports, _ = equivalence_run
     seen = [r["bad_grads"][mode] for r in reports]
     assert seen[1]["raised"]["bad shape"] == [
         "ValueError", "grads[2] has shape (999,) but params[2] has shape (1000,)"]
@@ -167,11 +176,26 @@ def test_bad_gradients_on_one_rank_make_every_rank_raise_and_change_nothing(
 
 
 def test_an_optimizer_that_stepped_alone_is_sharded_with_its_state(equivalence_run):
-    ranks, _, reports = equivalence_run
+    ranks, _, reports, _ = equivalence_run
     expected, _ = one_process("adamw-amsgrad-groups", ranks, range(worker.STEPS))
     for report in reports:
         for got, want in zip(report["prestepped"], expected):
             np.testing.assert_array_equal(np.asarray(got, want.dtype), want)
+
+
+def test_full_state_dict_gathers_the_state_of_one_process(equivalence_run):
+    # Rank 0 loaded full_state_dict() into a plain optimizer and saved it with fd.save.
+    ranks, _, _, out = equivalence_run
+    case = "adamw-amsgrad-groups"
+    params, single = one_process(case, ranks, range(worker.STEPS))
+    gathered = worker.make_optimizer(case, [np.zeros_like(p) for p in params])
+    fd.load(out / "prestepped-gathered-state.npz", gathered)
+    assert gathered.step_count == single.step_count == worker.STEPS
+    assert set(gathered.state) == set(single.state)
+    for i, entries in single.state.items():
+        assert set(gathered.state[i]) == set(entries)
+        for key, want in entries.items():
+            np.testing.assert_array_equal(gathered.state[i][key], want, err_msg=f"{i} {key}")
 
 
 def test_the_example_fits_the_seeds_line_on_3_ranks():

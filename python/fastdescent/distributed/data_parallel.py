@@ -41,9 +41,11 @@ class DataParallel(DistributedOptimizer):
         :class:`CollectiveTimeout` (None: wait forever, with MPI's blocking calls).
     broadcast: start every rank from rank 0's params.
 
-    >>> # run under mpirun -n 2
-    >>> # opt = fd.distributed.DataParallel(fd.Adam([w, b], lr=0.1))
-    >>> # opt.step([grad_w_of_my_data, grad_b_of_my_data])
+    Every rank (``mpirun -n 2 python -m mpi4py train.py``; see
+    examples/distributed_line.py)::
+
+        opt = fd.distributed.DataParallel(fd.Adam([w, b], lr=0.1))
+        opt.step([grad_w_of_my_data, grad_b_of_my_data])   # the same w, b on every rank
     """
 
     def __init__(self, optimizer: Optimizer, comm=None, *, bucket_bytes: int = 2 ** 25,

@@ -163,6 +163,33 @@ class ShardedOptimizer(DistributedOptimizer):
 
     # ------------------------------------------------------------------------- state dicts
 
+    def full_state_dict(self) -> dict[str, Any]:
+        """The state dict of the unsharded optimizer (as one process stepping alone would
+        have it), put together from every rank's shard; collective: every rank calls it and
+        gets the whole (it holds the state of every element, so it needs the memory of the
+        unsharded state). ``fd.save`` on one rank writes it as an ordinary checkpoint."""
+        local = self.optimizer.state_dict()
+        mine = [(p.param, p.start, p.stop, local["state"].get(j, {}))
+                for j, p in enumerate(self.pieces)]
+        state: dict[int, dict[str, Any]] = {}
+        for theirs in self.comm.allgather(mine):
+            for param, start, stop, entries in theirs:
+                target = state.setdefault(param, {})
+                for key, value in entries.items():
+                    if not isinstance(value, np.ndarray):
+                        target[key] = value
+                        continue
+                    if key not in target:
+                        target[key] = np.empty_like(self._params[param])
+                    target[key].reshape(-1)[start:stop] = value
+        groups, first = [], 0
+        for group, count in zip(local["param_groups"], self._group_sizes):
+            groups.append({**{k: v for k, v in group.items() if k != "params"},
+                           "params": list(range(first, first + count))})
+            first += count
+        return {"state": dict(sorted(state.items())), "param_groups": groups,
+                "step_count": local["step_count"]}
+
     def load_full_state_dict(self, state_dict) -> None:
         """Load the state dict of an unsharded optimizer of the same class over the same
         params (each rank keeps its shard of it)."""
