@@ -205,6 +205,13 @@ def failure(out, comm, directory, how):
         except fd.distributed.CollectiveTimeout as error:
             with open(os.path.join(out, f"timeout-rank{rank}.txt"), "w") as f:
                 f.write(str(error))
+            # Abort ends every rank at once: let the other live ranks time out first, so
+            # that the test sees what each of them raised.
+            others = [os.path.join(out, f"timeout-rank{r}.txt")
+                      for r in range(comm.Get_size()) if r != 1]
+            deadline = time.monotonic() + 60
+            while not all(map(os.path.exists, others)) and time.monotonic() < deadline:
+                time.sleep(0.05)
             comm.Abort(4)  # the communicator is unusable: end the job
     if rank == 1 and how == "dies-saving":
         real = np.lib.format.write_array

@@ -98,16 +98,18 @@ def write_archive(path: str | os.PathLike, meta: dict[str, Any],
             os.close(dir_fd)
 
 
-def read_archive(path: str | os.PathLike) -> tuple[Any, dict[str, np.ndarray]]:
+def read_archive(path: str | os.PathLike,
+                 with_arrays: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
     """``(meta, arrays)`` of an archive written by :func:`write_archive` (array names
-    keep their ``.npy`` suffix). A damaged file raises ValueError naming it."""
+    keep their ``.npy`` suffix; none are read unless ``with_arrays``). A damaged file
+    raises ValueError naming it."""
     path = os.fspath(path)
     with open(path, "rb") as file:  # a missing file raises FileNotFoundError, as open() does
         try:
             with zipfile.ZipFile(file) as archive:
                 meta = json.loads(archive.read(_META))
                 arrays = {}
-                for name in archive.namelist():
+                for name in archive.namelist() if with_arrays else []:
                     if name == _META:
                         continue
                     with archive.open(name) as member:

@@ -133,16 +133,26 @@ def _read_newest(directory: str, optimizer: ShardedOptimizer):
         raise FileNotFoundError(f"{directory} holds no complete sharded checkpoint")
     step = max(complete)
     size = complete[step]
-    needed = {p.param for p in optimizer.pieces}
+    needed: dict[int, list[tuple[int, int]]] = {}
+    for p in optimizer.pieces:
+        needed.setdefault(p.param, []).append((p.start, p.stop))
+
+    def wanted(param, start, stop) -> bool:
+        return any(start < b and a < stop for a, b in needed.get(param, ()))
+
     sources: dict[int, tuple[dict[str, list], dict[str, Any]]] = {}
     metas = []
     for rank in range(size):
         path = os.path.join(directory, _file_name(step, rank, size))
-        meta, arrays = read_archive(path)
+        meta, _ = read_archive(path, with_arrays=False)
         _check_meta(meta, path, optimizer, step, rank, size)
         metas.append(meta)
+        # Only the files holding elements this rank owns now are read whole.
+        if not any(wanted(*piece) for piece in meta["pieces"]):
+            continue
+        _, arrays = read_archive(path)
         for j, (param, start, stop) in enumerate(meta["pieces"]):
-            if param not in needed:
+            if not wanted(param, start, stop):
                 continue
             runs, scalars = sources.setdefault(param, ({}, {}))
             scalars.update(meta["scalars"].get(str(j), {}))
