@@ -35,3 +35,12 @@ __all__ = [
     "Chain", "chain",
     "schedules", "problems", "minimize", "newton", "OptimizeResult", "models", "plot",
 ]
+
+
+def __getattr__(name):
+    # fd.distributed is imported on first use: it is the one part that needs mpi4py (the
+    # `mpi` extra), and it never imports mpi4py itself until a wrapper is built.
+    if name == "distributed":
+        import importlib
+        return importlib.import_module(".distributed", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -62,6 +62,14 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "param_groups": [_encode_group(g) for g in state_dict["param_groups"]],
         "scalars": scalars,
     }
+    write_archive(path, meta, arrays)
+
+
+def write_archive(path: str | os.PathLike, meta: dict[str, Any],
+                  arrays: dict[str, np.ndarray]) -> None:
+    """Write ``meta`` (as JSON) and ``arrays`` (``name -> array``, each stored as
+    ``name.npy``) to the archive ``path`` atomically: a temporary file in the same
+    directory, flushed to disk, then renamed over ``path``."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fastdescent-", suffix=".tmp", dir=directory)
@@ -90,19 +98,18 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
             os.close(dir_fd)
 
 
-def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
-    """Load a checkpoint written by :func:`save` into ``optimizer`` (same kind, same param
-    shapes and dtypes). The file is checked whole before the optimizer changes."""
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"optimizer must be a fastdescent optimizer, "
-                        f"got {type(optimizer).__name__}")
+def read_archive(path: str | os.PathLike,
+                 with_arrays: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
+    """``(meta, arrays)`` of an archive written by :func:`write_archive` (array names
+    keep their ``.npy`` suffix; none are read unless ``with_arrays``). A damaged file
+    raises ValueError naming it."""
     path = os.fspath(path)
     with open(path, "rb") as file:  # a missing file raises FileNotFoundError, as open() does
         try:
             with zipfile.ZipFile(file) as archive:
                 meta = json.loads(archive.read(_META))
                 arrays = {}
-                for name in archive.namelist():
+                for name in archive.namelist() if with_arrays else []:
                     if name == _META:
                         continue
                     with archive.open(name) as member:
@@ -111,6 +118,17 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         except _DAMAGED as error:
             raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
                              f"{type(error).__name__}: {error}") from None
+    return meta, arrays
+
+
+def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
+    """Load a checkpoint written by :func:`save` into ``optimizer`` (same kind, same param
+    shapes and dtypes). The file is checked whole before the optimizer changes."""
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"optimizer must be a fastdescent optimizer, "
+                        f"got {type(optimizer).__name__}")
+    path = os.fspath(path)
+    meta, arrays = read_archive(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a fastdescent checkpoint")
     if meta.get("version") != VERSION:
