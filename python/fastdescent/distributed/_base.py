@@ -81,6 +81,7 @@ class DistributedOptimizer:
         except (TypeError, ValueError) as bad:
             error = bad
         total = self.collectives.agree(error, "the gradients of a step", given)
+        assert total is not None  # agree returns the summed counts when given counts
         mixed = np.flatnonzero((total != 0) & (total != self.size))
         if mixed.size:
             raise ValueError(f"grads[{mixed[0]}] is None on {self.size - total[mixed[0]]} "

@@ -68,6 +68,7 @@ class Collectives:
         self.timeout = None if timeout is None else float(timeout)
 
     def _wait(self, request, what: str) -> None:
+        assert self.timeout is not None  # blocking calls are used without a timeout
         deadline = time.monotonic() + self.timeout
         spins = 0
         while not request.Test():

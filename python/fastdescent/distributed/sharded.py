@@ -46,6 +46,8 @@ def assemble(piece: Piece, sources: list[tuple[int, int, np.ndarray]], name: str
     if covered != piece.size:
         raise ValueError(f"{name}: the saved shards cover {covered} of elements "
                          f"{piece.start}:{piece.stop} of params[{piece.param}]")
+    if out is None:  # an empty piece
+        return np.empty(0, sources[0][2].dtype if sources else np.float64)
     return out
 
 
