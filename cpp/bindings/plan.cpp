@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,10 +41,26 @@ std::string index_name(const char* what, std::size_t i) {
   return std::string(what) + "[" + std::to_string(i) + "]";
 }
 
-bool host_is_big_endian() {
-  const std::uint16_t one = 1;
-  return *reinterpret_cast<const unsigned char*>(&one) == 0;
-}
+#if defined(__GNUC__)
+#define FASTDESCENT_COLD __attribute__((cold, noinline))
+#else
+#define FASTDESCENT_COLD
+#endif
+
+// A dtype's byte order character when it is not this machine's ('=' and '|' are native).
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+constexpr char kForeignByteOrder = '<';
+#else
+constexpr char kForeignByteOrder = '>';
+#endif
+
+// Steps over fewer elements keep the GIL (see step()).
+constexpr std::int64_t kReleaseGilElements = std::int64_t{1} << 14;
+
+// A free address interval [lo, hi): no param or state array has a byte in it.
+struct Gap {
+  std::uintptr_t lo, hi;
+};
 
 struct Span {
   std::uintptr_t begin, end;
@@ -80,6 +97,7 @@ class StepPlan {
       check_bound(t.param, index_name("params", i));
       t.param_data = t.param.mutable_data();
       t.dtype = dtype_of(t.param);
+      t.type_num = t.dtype == DType::float32 ? py::detail::npy_api::NPY_FLOAT_ : py::detail::npy_api::NPY_DOUBLE_;
       t.size = static_cast<std::int64_t>(t.param.size());
       t.group = py::cast<std::size_t>(groups[i]);
       if (t.group >= group_count) throw py::value_error(index_name("groups", i) + " is out of range");
@@ -112,6 +130,9 @@ class StepPlan {
         throw py::value_error(describe(spans_[k]) + " shares memory with " + describe(spans_[k - 1]));
       }
     }
+    build_gaps();
+    gap_hint_.assign(n, 0);
+    array_type_ = py::detail::npy_api::get().PyArray_Type_;
   }
 
   void set_group(std::size_t group, const Options& options) {
@@ -154,8 +175,9 @@ class StepPlan {
     rows64_.clear();
     options_.clear();
     keys_.clear();
+    std::int64_t elements = 0;
     for (std::size_t i = 0; i < n; ++i) {
-      Tensor& t = tensors_[i];
+      const Tensor& t = tensors_[i];
       if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
       for (int c = 0; c < kColumns; ++c) {
         if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
@@ -168,11 +190,12 @@ class StepPlan {
         if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
       }
       const std::uint32_t options = options_index(t.group, steps_[i] + 1);
+      elements += t.size;
       if (t.dtype == DType::float32) {
-        f32_.push_back(slot<float>(t, grad_data, options));
+        append_slot(f32_, t, grad_data, options);
         rows32_.push_back(i);
       } else {
-        f64_.push_back(slot<double>(t, grad_data, options));
+        append_slot(f64_, t, grad_data, options);
         rows64_.push_back(i);
       }
     }
@@ -193,7 +216,10 @@ class StepPlan {
       }
     }
     {
-      py::gil_scoped_release release;
+      // Releasing and taking back the GIL is a fixed cost that only a small step notices; a
+      // small step keeps it (as NumPy's ufuncs do for small arrays).
+      std::optional<py::gil_scoped_release> release;
+      if (elements >= kReleaseGilElements) release.emplace();
       if (!f32_.empty()) Traits::kernel(active_set<float>())(options_.data(), options_.size(), f32_.data(), f32_.size(), threads);
       if (!f64_.empty()) Traits::kernel(active_set<double>())(options_.data(), options_.size(), f64_.data(), f64_.size(), threads);
     }
@@ -210,6 +236,7 @@ class StepPlan {
     void* param_data = nullptr;
     void* state_data[kColumns] = {};
     DType dtype = DType::float32;
+    int type_num = 0;  // NumPy's number of the dtype
     std::int64_t size = 0;
     std::size_t group = 0;
   };
@@ -242,19 +269,45 @@ class StepPlan {
     return (py::detail::array_proxy(array)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
   }
 
-  // The gradient's data, after checking it matches the param (raw NumPy fields: this runs
-  // once per tensor per step).
-  const void* checked_grad(PyObject* object, const Tensor& t, std::size_t i) const {
+  // The gradient's data, after checking it against the param: an ndarray of the param's
+  // dtype (native byte order) and shape, C-contiguous, sharing no memory with any param or
+  // state array. Raw NumPy fields: this runs once per tensor per step.
+  const void* checked_grad(PyObject* object, const Tensor& t, std::size_t i) {
+    if (!is_array(object)) throw_grad_error(object, t, i);
+    const auto* grad = py::detail::array_proxy(object);
+    const auto* param = py::detail::array_proxy(t.param.ptr());
+    const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
+    bool ok = descr->type_num == t.type_num && descr->byteorder != kForeignByteOrder &&
+              (grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) &&
+              grad->nd == param->nd;
+    for (int d = 0; ok && d < grad->nd; ++d) ok = grad->dimensions[d] == param->dimensions[d];
+    if (!ok) throw_grad_error(object, t, i);
+    if (t.size == 0) return grad->data;
+    const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
+    const auto end = begin + static_cast<std::uintptr_t>(t.size) * (t.dtype == DType::float32 ? sizeof(float) : sizeof(double));
+    // Most steps pass the same gradients, or ones allocated where the last ones were: try
+    // the free interval this tensor's gradient was in last step before searching.
+    const Gap* gap = &gaps_[gap_hint_[i]];
+    if (!(gap->lo <= begin && end <= gap->hi)) {
+      gap = std::upper_bound(gaps_.data(), gaps_.data() + gaps_.size(), begin,
+                             [](std::uintptr_t b, const Gap& g) { return b < g.lo; }) - 1;
+      if (end > gap->hi) throw_shared_memory_error(end, i);
+      gap_hint_[i] = static_cast<std::uint32_t>(gap - gaps_.data());
+    }
+    return grad->data;
+  }
+
+  // Raises the error checked_grad found (type, dtype, contiguity or shape).
+  [[noreturn]] FASTDESCENT_COLD void throw_grad_error(PyObject* object, const Tensor& t, std::size_t i) const {
     const py::handle handle(object);
-    if (!py::isinstance<py::array>(handle)) {
+    if (!is_array(object)) {
       throw py::type_error(index_name("grads", i) + " must be a numpy.ndarray, got " + type_name(handle));
     }
     const auto* grad = py::detail::array_proxy(object);
     const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
-    const bool native = descr->byteorder != (host_is_big_endian() ? '<' : '>');
     const bool f32 = descr->type_num == py::detail::npy_api::NPY_FLOAT_;
     const bool f64 = descr->type_num == py::detail::npy_api::NPY_DOUBLE_;
-    if (!native || (!f32 && !f64)) {
+    if (descr->byteorder == kForeignByteOrder || (!f32 && !f64)) {
       throw py::type_error(index_name("grads", i) + " must have dtype float32 or float64 in native byte order, got " + std::string(py::str(handle.attr("dtype"))));
     }
     if ((f32 ? DType::float32 : DType::float64) != t.dtype) {
@@ -263,27 +316,34 @@ class StepPlan {
     if (!(grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
       throw py::value_error(index_name("grads", i) + " must be C-contiguous (use numpy.ascontiguousarray)");
     }
-    const auto* param = py::detail::array_proxy(t.param.ptr());
-    bool same_shape = grad->nd == param->nd;
-    for (int d = 0; same_shape && d < grad->nd; ++d) same_shape = grad->dimensions[d] == param->dimensions[d];
-    if (!same_shape) {
-      throw py::value_error(index_name("grads", i) + " has shape " + std::string(py::str(handle.attr("shape"))) + " but params[" + std::to_string(i) + "] has shape " + std::string(py::str(t.param.attr("shape"))));
-    }
-    if (t.size == 0) return grad->data;
-    const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
-    const auto end = begin + static_cast<std::uintptr_t>(t.size) * (f32 ? sizeof(float) : sizeof(double));
+    throw py::value_error(index_name("grads", i) + " has shape " + std::string(py::str(handle.attr("shape"))) + " but params[" + std::to_string(i) + "] has shape " + std::string(py::str(t.param.attr("shape"))));
+  }
+
+  // Raises the error for a gradient ending at `end` that overlaps a param or state array.
+  [[noreturn]] FASTDESCENT_COLD void throw_shared_memory_error(std::uintptr_t end, std::size_t i) const {
     // Spans are disjoint and sorted, so only the last one starting before `end` can overlap.
     auto after = std::lower_bound(spans_.begin(), spans_.end(), end, [](const Span& s, std::uintptr_t e) { return s.begin < e; });
-    if (after != spans_.begin()) {
-      const Span& span = *(after - 1);
-      if (span.end > begin) {
-        if (span.column < 0) {
-          throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span) + ": a gradient must be a separate array");
-        }
-        throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span));
-      }
+    const Span& span = *(after - 1);
+    if (span.column < 0) {
+      throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span) + ": a gradient must be a separate array");
     }
-    return grad->data;
+    throw py::value_error(index_name("grads", i) + " shares memory with " + describe(span));
+  }
+
+  // The free address intervals between the bound arrays (adjacent arrays merged, as when
+  // the state arrays of one kind are slices of one buffer), lowest first.
+  void build_gaps() {
+    gaps_.clear();
+    std::uintptr_t free_from = 0;
+    for (const Span& span : spans_) {
+      if (span.begin != free_from) gaps_.push_back({free_from, span.begin});
+      free_from = span.end;
+    }
+    gaps_.push_back({free_from, UINTPTR_MAX});
+  }
+
+  bool is_array(PyObject* object) const {
+    return Py_TYPE(object) == array_type_ || PyType_IsSubtype(Py_TYPE(object), array_type_);
   }
 
   std::uint32_t options_index(std::size_t group, std::int64_t step) {
@@ -303,13 +363,15 @@ class StepPlan {
     return static_cast<std::uint32_t>(last_);
   }
 
+  // Written in place: a slot built on the stack and copied in stalls on store forwarding.
   template <class T>
-  static Slot<T> slot(const Tensor& t, const void* grad, std::uint32_t options) {
-    Slot<T> s{t.size, options, {}};
+  static void append_slot(std::vector<Slot<T>>& slots, const Tensor& t, const void* grad, std::uint32_t options) {
+    Slot<T>& s = slots.emplace_back();
+    s.size = t.size;
+    s.options = options;
     s.data[0] = static_cast<T*>(t.param_data);
     s.data[1] = static_cast<T*>(const_cast<void*>(grad));
     for (int c = 0; c < kColumns; ++c) s.data[2 + c] = static_cast<T*>(t.state_data[c]);
-    return s;
   }
 
   template <class T>
@@ -325,6 +387,9 @@ class StepPlan {
   py::array_t<std::int64_t, py::array::c_style> steps_array_;
   std::int64_t* steps_ = nullptr;
   std::vector<Span> spans_;
+  std::vector<Gap> gaps_;
+  std::vector<std::uint32_t> gap_hint_;  // per tensor: the gap its last gradient was in
+  PyTypeObject* array_type_ = nullptr;
   std::atomic<bool> busy_{false};
   // Scratch of step(), kept to avoid allocating every step.
   std::vector<Slot<float>> f32_;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -111,11 +112,16 @@ void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
 template <class Rule, class T = typename Rule::value_type>
 void step_slots(const typename Rule::Options* options, std::size_t option_count,
                 const Slot<T>* slots, std::size_t slot_count, int max_threads) {
-  std::vector<typename Rule::Coefficients> coefficients;
-  coefficients.reserve(option_count);
-  for (std::size_t k = 0; k < option_count; ++k) {
-    coefficients.push_back(Rule::coefficients(options[k]));
+  // A step has one set of options per group and step number: usually one, kept off the heap.
+  using Coefficients = typename Rule::Coefficients;
+  Coefficients on_stack[4];
+  std::vector<Coefficients> on_heap;
+  Coefficients* coefficients = on_stack;
+  if (option_count > std::size(on_stack)) {
+    on_heap.resize(option_count);
+    coefficients = on_heap.data();
   }
+  for (std::size_t k = 0; k < option_count; ++k) coefficients[k] = Rule::coefficients(options[k]);
   for_each_slot(slots, slot_count, max_threads,
                 [&](const Slot<T>& slot, std::int64_t begin, std::int64_t end) {
                   Rule::run(coefficients[slot.options], begin, end, slot.data);

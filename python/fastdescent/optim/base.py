@@ -265,6 +265,9 @@ class Optimizer:
         # Set by anything the user may change (groups, options, state): the next step checks
         # it all again before it runs.
         self._edited = True
+        # True while a step is nothing but the plan's call: nothing edited, no schedule, every
+        # stepped param already in self.state (cleared with every edit, see _edited).
+        self._ready = False
         self._unexposed = 0  # params stepped or not, missing from self.state
         self._state = StateDict(self)
         if is_array_like(params):
@@ -421,6 +424,10 @@ class Optimizer:
         failing check raises TypeError or ValueError leaving every param and every state
         array exactly as it was.
         """
+        if self._ready and check_finite is False and type(grads) is list:
+            self._plan.step(grads, False)
+            self._step_count += 1
+            return
         if check_finite is not False and check_finite is not True:
             check_finite = check_bool(check_finite, "check_finite")
         if isinstance(grads, np.ndarray):
@@ -455,6 +462,18 @@ class Optimizer:
         self._step_count = step
         if self._unexposed:
             self._expose_state()
+        self._ready = not (self._stale or self._schedules or self._unexposed)
+
+    @property
+    def _edited(self) -> bool:
+        """Whether the user may have changed something the next step must check first."""
+        return self._stale
+
+    @_edited.setter
+    def _edited(self, value: bool) -> None:
+        self._stale = value
+        if value:
+            self._ready = False
 
     def _native_binding(self):
         """For native training loops (:mod:`fastdescent.models`): the state made ready as a
