@@ -425,9 +425,13 @@ class Optimizer:
         array exactly as it was.
         """
         if self._ready and check_finite is False and type(grads) is list:
-            self._plan.step(grads, False)
-            self._step_count += 1
-            return
+            try:
+                self._plan.step(grads, False)
+            except TypeError:
+                pass  # refused, nothing changed: the full path below views non-ndarray grads
+            else:
+                self._step_count += 1
+                return
         if check_finite is not False and check_finite is not True:
             check_finite = check_bool(check_finite, "check_finite")
         if isinstance(grads, np.ndarray):
