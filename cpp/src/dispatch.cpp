@@ -4,6 +4,10 @@
 #include <atomic>
 #include <stdexcept>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
+
 namespace fastdescent {
 
 const KernelTable* kernels_baseline();
@@ -24,16 +28,39 @@ struct Level {
 
 bool always() { return true; }
 
+#if defined(_MSC_VER) && !defined(__clang__)
+// MSVC has no __builtin_cpu_supports: CPUID says what the CPU has, XGETBV whether the OS
+// saves the wide registers (without it the instructions fault).
+bool cpuid_bit(int leaf, int register_index, int bit) {
+  int registers[4];  // eax, ebx, ecx, edx
+  __cpuidex(registers, leaf, 0);
+  return (registers[register_index] >> bit) & 1;
+}
+bool os_saves(unsigned long long state_bits) {
+  return cpuid_bit(1, 2, 27) && (_xgetbv(0) & state_bits) == state_bits;  // OSXSAVE
+}
+#endif
+
 #if defined(FASTDESCENT_HAVE_AVX2)
 bool cpu_has_avx2() {
+#if defined(_MSC_VER) && !defined(__clang__)
+  return os_saves(0x6) && cpuid_bit(7, 1, 5) && cpuid_bit(1, 2, 12);  // AVX2, FMA
+#else
   // libgcc's check covers the OS saving the wide registers (XGETBV), not only CPUID.
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#endif
 }
 #endif
 #if defined(FASTDESCENT_HAVE_AVX512)
 bool cpu_has_avx512() {
+#if defined(_MSC_VER) && !defined(__clang__)
+  // AVX-512 F, DQ, BW, VL; the OS saves the opmask and upper zmm state too.
+  return os_saves(0xE6) && cpuid_bit(7, 1, 16) && cpuid_bit(7, 1, 17) &&
+         cpuid_bit(7, 1, 30) && cpuid_bit(7, 1, 31);
+#else
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+#endif
 }
 #endif
 
