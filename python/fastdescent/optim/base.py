@@ -8,10 +8,17 @@ A step is one call into the backend's *plan* (see :mod:`fastdescent.backends.pla
 holds the params and state arrays and checks the gradients. What the user can change between
 steps (group options, the state mapping, a group's lr schedule) is noticed cheaply and
 re-checked in Python before the plan runs again.
+
+Threads: the kernels release the GIL, so optimizers of their own step in parallel. Calls on
+one optimizer that read or write its state (:meth:`step`, :meth:`state_dict`,
+:meth:`load_state_dict`, :meth:`add_param_group`) hold its lock, so from several threads
+they run one after the other, never interleaved.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -201,6 +208,15 @@ class StateDict(dict):
         self._owner._edited = True
 
 
+def _serialized(method):
+    """``method`` runs holding the optimizer's lock (see the module docstring)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def _packed(requests) -> list[np.ndarray]:
     """New state arrays, one per request ``(name, param, source)``, shaped like ``param``
     and filled with ``source`` (a number, or an array to copy).
@@ -262,6 +278,8 @@ class Optimizer:
         self._edited = True
         self._unexposed = 0  # params stepped or not, missing from self.state
         self._state = StateDict(self)
+        # Reentrant: a schedule or callback may read the optimizer during its own step.
+        self._lock = threading.RLock()
         if isinstance(params, np.ndarray):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
@@ -317,6 +335,7 @@ class Optimizer:
         """All params, in the order ``grads`` are aligned with."""
         return list(self._params)
 
+    @_serialized
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group of params with its own options (the defaults fill the rest)."""
         if not isinstance(param_group, Mapping):
@@ -413,6 +432,10 @@ class Optimizer:
         A step is all or nothing: every check runs before any memory is written, and a
         failing check raises TypeError or ValueError leaving every param and every state
         array exactly as it was.
+
+        Steps of one optimizer from several threads run one after the other (each holds
+        the optimizer's lock); the step number, the schedule's lr and the state stay
+        consistent.
         """
         if check_finite is not False and check_finite is not True:
             check_finite = check_bool(check_finite, "check_finite")
@@ -422,20 +445,21 @@ class Optimizer:
                                 "with params; a bare array is accepted only when there is "
                                 "one param")
             grads = [grads]
-        if self._edited:
-            self._sync()
-        step = self._step_count + 1
-        plan = self._plan
-        for gi, schedule in self._schedules:
-            lr = schedule(step)
-            if not (type(lr) is float and 0.0 <= lr < float("inf")):
-                lr = check_range(lr, f"param_groups[{gi}]['lr'] (the value its schedule "
-                                     f"returned for step {step})", 0)
-            plan.set_lr(gi, lr)
-        plan.step(grads, check_finite)
-        self._step_count = step
-        if self._unexposed:
-            self._expose_state()
+        with self._lock:
+            if self._edited:
+                self._sync()
+            step = self._step_count + 1
+            plan = self._plan
+            for gi, schedule in self._schedules:
+                lr = schedule(step)
+                if not (type(lr) is float and 0.0 <= lr < float("inf")):
+                    lr = check_range(lr, f"param_groups[{gi}]['lr'] (the value its schedule "
+                                         f"returned for step {step})", 0)
+                plan.set_lr(gi, lr)
+            plan.step(grads, check_finite)
+            self._step_count = step
+            if self._unexposed:
+                self._expose_state()
 
     def _native_binding(self):
         """For native training loops (:mod:`fastdescent.models`): the state made ready as a
@@ -589,6 +613,7 @@ class Optimizer:
 
     # -------------------------------------------------------------------------- state dicts
 
+    @_serialized
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of the optimizer: ``{"state": {index: {name: array or number}},
         "param_groups": [{option: value, "params": [index, ...]}], "step_count": n}``.
@@ -605,6 +630,7 @@ class Optimizer:
                  for i, s in sorted(self.state.items())}
         return {"state": state, "param_groups": groups, "step_count": self._step_count}
 
+    @_serialized
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a snapshot taken by :meth:`state_dict` (of an optimizer of the same kind
         over params of the same shapes and dtypes).
