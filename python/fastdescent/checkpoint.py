@@ -4,6 +4,10 @@ A checkpoint is an ``.npz`` archive (NumPy's zip of ``.npy`` files, readable wit
 pickle) holding the state arrays and one JSON entry with the rest of the state dict. It is
 written to a temporary file in the same directory, flushed to disk, then renamed over the
 destination: a crash mid-write leaves the previous checkpoint in place, whole.
+
+Version 2 lists every array entry in the JSON with the CRC-32 of its bytes: zip checks each
+entry it finds, but not that every entry is there, so a damaged directory could otherwise
+drop a state array (which would then restart from zero). Version 1 files (no list) still load.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import Any
@@ -22,7 +26,9 @@ import numpy as np
 from .optim.base import Optimizer
 
 FORMAT = "fastdescent-checkpoint"
-VERSION = 1
+VERSION = 2
+#: the versions :func:`load` reads (1: without the list of entries and their checksums)
+READABLE_VERSIONS = (1, 2)
 _META = "meta.json"
 # What reading a damaged archive raises (zipfile and numpy report damage in many ways;
 # NotImplementedError, for a garbled compression method, is a RuntimeError).
@@ -46,12 +52,14 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         raise TypeError(f"optimizer must be a fastdescent optimizer, "
                         f"got {type(optimizer).__name__}")
     state_dict = optimizer.state_dict()
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, bytes] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for index, entries in state_dict["state"].items():
         for key, value in entries.items():
             if isinstance(value, np.ndarray):
-                arrays[f"state/{index}/{key}"] = value
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, value, allow_pickle=False)
+                arrays[f"state/{index}/{key}.npy"] = buffer.getvalue()
             else:
                 scalars.setdefault(str(index), {})[key] = value
     meta = {
@@ -61,18 +69,20 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "step_count": state_dict["step_count"],
         "param_groups": [_encode_group(g) for g in state_dict["param_groups"]],
         "scalars": scalars,
+        "entries": {name: zlib.crc32(data) for name, data in arrays.items()},
     }
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastdescent-", suffix=".tmp", dir=directory)
+    # Created as open() creates files (mode 0o666 less the umask), not 0o600 as mkstemp does:
+    # the checkpoint is renamed into place and keeps this mode.
+    tmp = os.path.join(directory, f".fastdescent-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
                 archive.writestr(_META, json.dumps(meta))
-                for name, array in arrays.items():
-                    buffer = io.BytesIO()
-                    np.lib.format.write_array(buffer, array, allow_pickle=False)
-                    archive.writestr(f"{name}.npy", buffer.getvalue())
+                for name, data in arrays.items():
+                    archive.writestr(name, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -90,6 +100,20 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
             os.close(dir_fd)
 
 
+def _check_entries(path: str, listed, found: dict[str, bytes]) -> None:
+    """The archive holds exactly the entries its meta.json lists, with their CRC-32s."""
+    if not (isinstance(listed, dict) and all(isinstance(v, int) for v in listed.values())):
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                         "malformed list of entries in its meta.json")
+    for name in sorted(listed.keys() - found.keys()):
+        raise ValueError(f"{path} is damaged: its entry {name!r} is missing")
+    for name in sorted(found.keys() - listed.keys()):
+        raise ValueError(f"{path} is damaged: it holds an unlisted entry {name!r}")
+    for name, data in found.items():
+        if zlib.crc32(data) != listed[name]:
+            raise ValueError(f"{path} is damaged: its entry {name!r} fails its checksum")
+
+
 def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     """Load a checkpoint written by :func:`save` into ``optimizer`` (same kind, same param
     shapes and dtypes). The file is checked whole before the optimizer changes."""
@@ -101,21 +125,27 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
         try:
             with zipfile.ZipFile(file) as archive:
                 meta = json.loads(archive.read(_META))
-                arrays = {}
-                for name in archive.namelist():
-                    if name == _META:
-                        continue
-                    with archive.open(name) as member:
-                        arrays[name] = np.lib.format.read_array(
-                            io.BytesIO(member.read()), allow_pickle=False)
+                # read() checks each entry against the CRC-32 in the zip directory
+                entries = {name: archive.read(name) for name in archive.namelist()
+                           if name != _META}
         except _DAMAGED as error:
             raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
                              f"{type(error).__name__}: {error}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a fastdescent checkpoint")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{path} is a version {meta.get('version')} checkpoint; "
-                         f"this fastdescent reads version {VERSION}")
+    version = meta.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise ValueError(f"{path} is a version {version} checkpoint; this fastdescent reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    if version >= 2:
+        _check_entries(path, meta.get("entries"), entries)
+    arrays = {}
+    try:
+        for name, data in entries.items():
+            arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    except _DAMAGED as error:
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: {name}: "
+                         f"{type(error).__name__}: {error}") from None
     if meta.get("optimizer") != type(optimizer).__name__:
         raise ValueError(f"{path} holds the state of a {meta.get('optimizer')}, "
                          f"not of a {type(optimizer).__name__}")
