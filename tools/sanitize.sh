@@ -30,11 +30,13 @@ if [ -n "${SANITIZE_DEPS:-}" ]; then
   # running its own .pth files (so an editable fastdescent installed there stays out).
   "$SANITIZE_DEPS/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' \
     > "$site/sanitize-deps.pth"
-  extras=""
 else
+  # The test dependencies (and a plain build, replaced below), once.
   rm -f "$site/sanitize-deps.pth"
-  "$venv/bin/python" -m pip install --quiet scikit-build-core pybind11
-  extras="[test]"
+  if [ ! -e "$dir/deps-installed" ]; then
+    "$venv/bin/python" -m pip install --quiet scikit-build-core pybind11 ".[test]"
+    touch "$dir/deps-installed"
+  fi
 fi
 
 flags="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g"
@@ -44,14 +46,13 @@ echo "== building the extension with $flags"
   -C "cmake.define.CMAKE_CXX_FLAGS=$flags" \
   -C "cmake.define.CMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined" \
   -C "build-dir=$dir/build" \
-  ".$extras"
-if [ -n "$extras" ]; then  # the test dependencies, once
-  "$venv/bin/python" -m pip install --quiet ".$extras"
-fi
+  .
 echo "== built in $((SECONDS - start)) s"
 
-libasan="$(${CXX:-g++} -print-file-name=libasan.so)"
-export LD_PRELOAD="$libasan"
+# libstdc++ too: python does not link it, and unless it is loaded when ASan starts, ASan's
+# wrapper of __cxa_throw finds no real one and aborts at the first C++ exception.
+cxx="${CXX:-g++}"
+export LD_PRELOAD="$("$cxx" -print-file-name=libasan.so):$("$cxx" -print-file-name=libstdc++.so)"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # The package under test is the sanitized install: run from outside the source tree.
