@@ -58,8 +58,10 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # The package under test is the sanitized install: run from outside the source tree.
 cd "$dir"
 "$venv/bin/python" -c 'import fastdescent._core as c, sys; print("extension:", c.__file__)'
+# Deselected: the resident-set test (ASan keeps freed blocks in its quarantine, resident
+# by design, so RSS grows by megabytes over a long run whatever the code does).
 status=0
 "$venv/bin/python" -m pytest -p no:cacheprovider -q --rootdir "$OLDPWD" \
-  "${@:-$OLDPWD/tests}" || status=$?
+  -k "not keep_memory_flat" "${@:-$OLDPWD/tests}" || status=$?
 echo "== sanitized run finished in $((SECONDS - start)) s (exit $status)"
 exit "$status"
