@@ -230,3 +230,13 @@ def test_a_plan_refuses_a_concurrent_step_and_never_interleaves(backend, kind):
         assert (w == -(1 + sum(completed))).all()
     else:  # beta1 = beta2 = 0: every step moves each element by lr * 1 / (1 + eps)
         assert np.allclose(w, -(1 + sum(completed)), rtol=1e-6)
+
+
+def test_the_thread_count_holds_in_every_thread(restore_threads):
+    """fd.set_num_threads(1) in one thread limits the kernels that other threads run (an
+    OpenMP setting alone belongs to the thread that made it: a worker thread's kernels
+    would use every core, and two of them would oversubscribe the machine)."""
+    fd.set_num_threads(1)
+    seen = []
+    run_threads(lambda k: seen.append(fd.get_num_threads()), 2)
+    assert seen == [1, 1]
