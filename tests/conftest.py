@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from fastdescent import backends
+
+# Hypothesis profiles (HYPOTHESIS_PROFILE): "ci", the default, bounds the examples a
+# property test runs; "thorough" is for a long run by hand. No deadline: a first call
+# compiles numba kernels, and the machine may be loaded.
+settings.register_profile("ci", max_examples=40, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=1000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # The compiled backend must be present in the test environment: a missing extension is a
 # failed build, not a reason to skip.

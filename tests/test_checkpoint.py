@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import zipfile
 
 import numpy as np
@@ -429,3 +430,119 @@ def test_continuing_with_the_same_schedule_is_bit_identical(backend, tmp_path):
     fd.load(tmp_path / "ckpt.npz", second)
     run(second, 2, 5)
     assert_same(second, uninterrupted)
+
+
+# ---------------------------------------------------------------------------- format versions
+
+DATA = pathlib.Path(__file__).parent / "data"
+
+
+def _known(shape, k):
+    """The values the version-1 fixture was written with: element j of state array k is
+    j / 8 + k (float32)."""
+    return (np.arange(np.prod(shape), dtype=np.float64).reshape(shape) / 8 + k).astype(
+        np.float32)
+
+
+def _fixture_optimizer(backend):
+    params = [np.zeros((2, 3), np.float32), np.zeros(4, np.float32)]
+    return fd.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.01, amsgrad=True,
+                   betas=(0.8, 0.99), backend=backend)
+
+
+def test_a_version_1_checkpoint_still_loads(backend):
+    """tests/data/checkpoint-v1-adam.npz was written by fastdescent 0.1.0's version-1
+    writer: fd.save of an AMSGrad Adam (betas (0.8, 0.99), lr 0.01 then 0.005 in group 1)
+    over float32 params of shapes (2, 3) and (4,) after load_state_dict of step 7 and
+    exp_avg, exp_avg_sq, max_exp_avg_sq = _known(shape, 1), (.., 2), (.., 3)."""
+    target = _fixture_optimizer(backend)
+    fd.load(DATA / "checkpoint-v1-adam.npz", target)
+    assert target.step_count == 7
+    assert [g["lr"] for g in target.param_groups] == [0.01, 0.005]
+    for i, p in enumerate(target.params):
+        state = target.state[i]
+        assert state["step"] == 7
+        for k, key in enumerate(("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), start=1):
+            assert state[key].dtype == np.float32
+            assert state[key].tobytes() == _known(p.shape, k).tobytes()
+    twin = _fixture_optimizer(backend)
+    twin.load_state_dict(target.state_dict())
+    grads = [np.full(p.shape, 0.5, np.float32) for p in target.params]
+    target.step(grads)
+    twin.step(grads)
+    assert_same(target, twin)
+
+
+def test_a_checkpoint_lists_its_entries_with_their_crc32(saved):
+    import zlib
+
+    opt, path = saved
+    with zipfile.ZipFile(path) as archive:
+        meta = json.loads(archive.read("meta.json"))
+        assert meta["version"] == 2
+        names = [n for n in archive.namelist() if n != "meta.json"]
+        assert meta["entries"] == {n: zlib.crc32(archive.read(n)) for n in names}
+
+
+def _rewrite(path, change):
+    """Rewrite the archive at ``path`` with ``change(entries)`` applied to its
+    {name: bytes} (zip computes fresh, valid CRCs: only the listed checksums can tell)."""
+    with zipfile.ZipFile(path) as archive:
+        entries = {n: archive.read(n) for n in archive.namelist()}
+    change(entries)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+
+
+def _drop_one_array(entries):
+    del entries["state/1/exp_avg_sq.npy"]
+
+
+def _add_an_array(entries):
+    entries["state/1/extra.npy"] = entries["state/1/exp_avg_sq.npy"]
+
+
+def _flip_a_bit_of_data(entries):
+    data = bytearray(entries["state/0/exp_avg.npy"])
+    data[-1] ^= 1  # the last byte of the last element: still a well-formed .npy
+    entries["state/0/exp_avg.npy"] = bytes(data)
+
+
+def _swap_two_arrays(entries):
+    a, b = "state/0/exp_avg.npy", "state/0/exp_avg_sq.npy"
+    entries[a], entries[b] = entries[b], entries[a]
+
+
+def _unlist(entries):
+    meta = json.loads(entries["meta.json"])
+    meta["entries"] = None
+    entries["meta.json"] = json.dumps(meta).encode()
+
+
+DAMAGE = {"an array missing": (_drop_one_array, "entry 'state/1/exp_avg_sq.npy' is missing"),
+          "an unlisted array": (_add_an_array, "unlisted entry 'state/1/extra.npy'"),
+          "a flipped bit": (_flip_a_bit_of_data, "'state/0/exp_avg.npy' fails its checksum"),
+          "two arrays swapped": (_swap_two_arrays, "fails its checksum"),
+          "no list of entries": (_unlist, "malformed list of entries")}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damage_that_zip_cannot_see_is_refused(adam_saved, damage):
+    """A rebuilt archive has valid zip CRCs; the checksums in meta.json still catch it."""
+    opt, path = adam_saved
+    change, fragment = DAMAGE[damage]
+    _rewrite(path, change)
+    target = _target(opt)
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        fd.load(path, target)
+    assert_unchanged(target, before)
+
+
+def test_the_file_mode_is_that_of_open(saved, tmp_path):
+    """Not mkstemp's 0o600: a checkpoint is created as any file the user writes."""
+    _, path = saved
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert path.stat().st_mode == plain.stat().st_mode

@@ -29,17 +29,12 @@ void set_simd_level(const std::string& level) {
   }
 }
 
-int get_num_threads() {
-#if defined(FASTDESCENT_OPENMP)
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
+int get_num_threads() { return max_threads(); }
 
 void set_num_threads(int n) {
   if (n < 1) throw py::value_error("set_num_threads: n must be at least 1, got " + std::to_string(n));
 #if defined(FASTDESCENT_OPENMP)
+  thread_limit().store(n, std::memory_order_relaxed);
   omp_set_num_threads(n);
 #endif
 }

@@ -8,6 +8,7 @@
 
 #include <fastdescent/kernel_table.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -41,9 +42,18 @@ struct TensorBatch {
 // columns[0] is the params column: it sets each row's dtype and size.
 TensorBatch collect(const char* function, const std::vector<Column>& columns);
 
+// The count set_num_threads stored (0: not set), for every calling thread: OpenMP's own
+// setting (omp_set_num_threads) belongs to the thread that made it, and kernels also run on
+// Python threads that never called it.
+inline std::atomic<int>& thread_limit() {
+  static std::atomic<int> limit{0};
+  return limit;
+}
+
 inline int max_threads() {
 #if defined(FASTDESCENT_OPENMP)
-  return omp_get_max_threads();
+  const int limit = thread_limit().load(std::memory_order_relaxed);
+  return limit > 0 ? limit : omp_get_max_threads();
 #else
   return 1;
 #endif

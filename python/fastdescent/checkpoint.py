@@ -4,6 +4,10 @@ A checkpoint is an ``.npz`` archive (NumPy's zip of ``.npy`` files, readable wit
 pickle) holding the state arrays and one JSON entry with the rest of the state dict. It is
 written to a temporary file in the same directory, flushed to disk, then renamed over the
 destination: a crash mid-write leaves the previous checkpoint in place, whole.
+
+Version 2 lists every array entry in the JSON with the CRC-32 of its bytes: zip checks each
+entry it finds, but not that every entry is there, so a damaged directory could otherwise
+drop a state array (which would then restart from zero). Version 1 files (no list) still load.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import struct
-import tempfile
 import zipfile
 import zlib
 from typing import Any
@@ -22,7 +26,9 @@ import numpy as np
 from .optim.base import Optimizer
 
 FORMAT = "fastdescent-checkpoint"
-VERSION = 1
+VERSION = 2
+#: the versions :func:`load` reads (1: without the list of entries and their checksums)
+READABLE_VERSIONS = (1, 2)
 _META = "meta.json"
 # What reading a damaged archive raises (zipfile and numpy report damage in many ways;
 # NotImplementedError, for a garbled compression method, is a RuntimeError).
@@ -69,18 +75,26 @@ def write_archive(path: str | os.PathLike, meta: dict[str, Any],
                   arrays: dict[str, np.ndarray]) -> None:
     """Write ``meta`` (as JSON) and ``arrays`` (``name -> array``, each stored as
     ``name.npy``) to the archive ``path`` atomically: a temporary file in the same
-    directory, flushed to disk, then renamed over ``path``."""
+    directory, flushed to disk, then renamed over ``path``. The JSON gains ``entries``:
+    the CRC-32 of every array entry, which :func:`read_archive` checks."""
+    stored = {}
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+        stored[f"{name}.npy"] = buffer.getvalue()
+    meta = {**meta, "entries": {name: zlib.crc32(data) for name, data in stored.items()}}
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".fastdescent-", suffix=".tmp", dir=directory)
+    # Created as open() creates files (mode 0o666 less the umask), not 0o600 as mkstemp does:
+    # the checkpoint is renamed into place and keeps this mode.
+    tmp = os.path.join(directory, f".fastdescent-{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
                 archive.writestr(_META, json.dumps(meta))
-                for name, array in arrays.items():
-                    buffer = io.BytesIO()
-                    np.lib.format.write_array(buffer, array, allow_pickle=False)
-                    archive.writestr(f"{name}.npy", buffer.getvalue())
+                for name, data in stored.items():
+                    archive.writestr(name, data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -98,25 +112,44 @@ def write_archive(path: str | os.PathLike, meta: dict[str, Any],
             os.close(dir_fd)
 
 
+def _check_entries(path: str, listed, found: dict[str, bytes]) -> None:
+    """The archive holds exactly the entries its meta.json lists, with their CRC-32s."""
+    if not (isinstance(listed, dict) and all(isinstance(v, int) for v in listed.values())):
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                         "malformed list of entries in its meta.json")
+    for name in sorted(listed.keys() - found.keys()):
+        raise ValueError(f"{path} is damaged: its entry {name!r} is missing")
+    for name in sorted(found.keys() - listed.keys()):
+        raise ValueError(f"{path} is damaged: it holds an unlisted entry {name!r}")
+    for name, data in found.items():
+        if zlib.crc32(data) != listed[name]:
+            raise ValueError(f"{path} is damaged: its entry {name!r} fails its checksum")
+
+
 def read_archive(path: str | os.PathLike,
                  with_arrays: bool = True) -> tuple[Any, dict[str, np.ndarray]]:
     """``(meta, arrays)`` of an archive written by :func:`write_archive` (array names
-    keep their ``.npy`` suffix; none are read unless ``with_arrays``). A damaged file
-    raises ValueError naming it."""
+    keep their ``.npy`` suffix; none are read unless ``with_arrays``). A damaged file, or
+    one whose entries differ from those its JSON lists, raises ValueError naming it."""
     path = os.fspath(path)
     with open(path, "rb") as file:  # a missing file raises FileNotFoundError, as open() does
         try:
             with zipfile.ZipFile(file) as archive:
                 meta = json.loads(archive.read(_META))
-                arrays = {}
-                for name in archive.namelist() if with_arrays else []:
-                    if name == _META:
-                        continue
-                    with archive.open(name) as member:
-                        arrays[name] = np.lib.format.read_array(
-                            io.BytesIO(member.read()), allow_pickle=False)
+                # read() checks each entry against the CRC-32 in the zip directory
+                found = {name: archive.read(name) for name in archive.namelist()
+                         if name != _META} if with_arrays else {}
         except _DAMAGED as error:
             raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                             f"{type(error).__name__}: {error}") from None
+    if isinstance(meta, dict) and "entries" in meta and with_arrays:
+        _check_entries(path, meta["entries"], found)
+    arrays = {}
+    for name, data in found.items():
+        try:
+            arrays[name] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+        except _DAMAGED as error:
+            raise ValueError(f"{path} is not a readable fastdescent checkpoint: {name}: "
                              f"{type(error).__name__}: {error}") from None
     return meta, arrays
 
@@ -131,9 +164,13 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
     meta, arrays = read_archive(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not a fastdescent checkpoint")
-    if meta.get("version") != VERSION:
-        raise ValueError(f"{path} is a version {meta.get('version')} checkpoint; "
-                         f"this fastdescent reads version {VERSION}")
+    version = meta.get("version")
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise ValueError(f"{path} is a version {version} checkpoint; this fastdescent reads "
+                         f"versions {', '.join(map(str, READABLE_VERSIONS))}")
+    if version >= 2 and "entries" not in meta:  # read_archive checked them where listed
+        raise ValueError(f"{path} is not a readable fastdescent checkpoint: "
+                         "malformed list of entries in its meta.json")
     if meta.get("optimizer") != type(optimizer).__name__:
         raise ValueError(f"{path} holds the state of a {meta.get('optimizer')}, "
                          f"not of a {type(optimizer).__name__}")

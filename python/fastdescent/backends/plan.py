@@ -12,6 +12,7 @@ kernels.
 
 from __future__ import annotations
 
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -59,7 +60,9 @@ class ListPlan:
                     names.append(f"state[{i}][{column!r}]")
         self._written = MemoryIndex(written)
         self._written_names = names
-        self._busy = False
+        # A lock, not a flag: testing a flag and setting it are two steps another thread
+        # can run between.
+        self._busy = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._params)
@@ -71,13 +74,12 @@ class ListPlan:
         self._options[group]["lr"] = lr
 
     def step(self, grads, check_finite: bool = False) -> None:
-        if self._busy:
+        if not self._busy.acquire(blocking=False):
             raise RuntimeError("step() is already running on this optimizer in another thread")
-        self._busy = True
         try:
             self._step(grads, check_finite)
         finally:
-            self._busy = False
+            self._busy.release()
 
     def _step(self, grads, check_finite: bool) -> None:
         live = self._checked_live(grads, check_finite)

@@ -8,10 +8,17 @@ A step is one call into the backend's *plan* (see :mod:`fastdescent.backends.pla
 holds the params and state arrays and checks the gradients. What the user can change between
 steps (group options, the state mapping, a group's lr schedule) is noticed cheaply and
 re-checked in Python before the plan runs again.
+
+Threads: the kernels release the GIL, so optimizers of their own step in parallel. Calls on
+one optimizer that read or write its state (:meth:`step`, :meth:`state_dict`,
+:meth:`load_state_dict`, :meth:`add_param_group`) hold its lock, so from several threads
+they run one after the other, never interleaved.
 """
 
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any
 
@@ -201,6 +208,15 @@ class StateDict(dict):
         self._owner._edited = True
 
 
+def _serialized(method):
+    """``method`` runs holding the optimizer's lock (see the module docstring)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def _packed(requests) -> list[np.ndarray]:
     """New state arrays, one per request ``(name, param, source)``, shaped like ``param``
     and filled with ``source`` (a number, or an array to copy).
@@ -270,6 +286,8 @@ class Optimizer:
         self._ready = False
         self._unexposed = 0  # params stepped or not, missing from self.state
         self._state = StateDict(self)
+        # Reentrant: a schedule or callback may read the optimizer during its own step.
+        self._lock = threading.RLock()
         if is_array_like(params):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
@@ -325,6 +343,7 @@ class Optimizer:
         """All params, in the order ``grads`` are aligned with."""
         return list(self._params)
 
+    @_serialized
     def add_param_group(self, param_group: Mapping[str, Any]) -> None:
         """Add a group of params with its own options (the defaults fill the rest)."""
         if not isinstance(param_group, Mapping):
@@ -423,15 +442,25 @@ class Optimizer:
         A step is all or nothing: every check runs before any memory is written, and a
         failing check raises TypeError or ValueError leaving every param and every state
         array exactly as it was.
+
+        Steps of one optimizer from several threads run one after the other (each holds
+        the optimizer's lock); the step number, the schedule's lr and the state stay
+        consistent.
         """
-        if self._ready and check_finite is False and type(grads) is list:
-            try:
-                self._plan.step(grads, False)
-            except TypeError:
-                pass  # refused, nothing changed: the full path below views non-ndarray grads
-            else:
-                self._step_count += 1
-                return
+        with self._lock:
+            if self._ready and check_finite is False and type(grads) is list:
+                try:
+                    self._plan.step(grads, False)
+                except TypeError:
+                    pass  # refused, nothing changed: the full path below views other grads
+                else:
+                    self._step_count += 1
+                    return
+            self._full_step(grads, check_finite)
+
+    def _full_step(self, grads, check_finite) -> None:
+        """A step with every check: options and state edited since the last step, schedules,
+        gradients that are not ndarrays; called with the lock held."""
         if check_finite is not False and check_finite is not True:
             check_finite = check_bool(check_finite, "check_finite")
         if isinstance(grads, np.ndarray):
@@ -631,6 +660,7 @@ class Optimizer:
 
     # -------------------------------------------------------------------------- state dicts
 
+    @_serialized
     def state_dict(self) -> dict[str, Any]:
         """A snapshot of the optimizer: ``{"state": {index: {name: array or number}},
         "param_groups": [{option: value, "params": [index, ...]}], "step_count": n}``.
@@ -647,6 +677,7 @@ class Optimizer:
                  for i, s in sorted(self.state.items())}
         return {"state": state, "param_groups": groups, "step_count": self._step_count}
 
+    @_serialized
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore a snapshot taken by :meth:`state_dict` (of an optimizer of the same kind
         over params of the same shapes and dtypes).
