@@ -52,14 +52,7 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         raise TypeError(f"optimizer must be a fastdescent optimizer, "
                         f"got {type(optimizer).__name__}")
     state_dict = optimizer.state_dict()
-    arrays: dict[str, np.ndarray] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for index, entries in state_dict["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"state/{index}/{key}"] = value
-            else:
-                scalars.setdefault(str(index), {})[key] = value
+    arrays, scalars = split_state(state_dict["state"])
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -69,6 +62,21 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
         "scalars": scalars,
     }
     write_archive(path, meta, arrays)
+
+
+def split_state(state: dict[int, dict[str, Any]]
+                ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    """A state dict's ``state`` as the archive stores it: arrays named
+    ``state/<index>/<key>``, and the other values (step counts) by index for the JSON."""
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, entries in state.items():
+        for key, value in entries.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"state/{index}/{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return arrays, scalars
 
 
 def write_archive(path: str | os.PathLike, meta: dict[str, Any],

@@ -14,6 +14,9 @@ from . import _mpi, layout
 class DistributedOptimizer:
     """Base of :class:`DataParallel` and :class:`ShardedOptimizer`."""
 
+    #: the optimizer that steps on this rank (set by the subclass)
+    optimizer: Optimizer
+
     def __init__(self, optimizer: Optimizer, comm=None, *, bucket_bytes: int = 2 ** 25,
                  timeout: float | None = 600.0, broadcast: bool = True):
         if not isinstance(optimizer, Optimizer):
@@ -35,6 +38,17 @@ class DistributedOptimizer:
     def params(self) -> list[np.ndarray]:
         """All params, in the order ``grads`` are aligned with (the user's arrays)."""
         return list(self._params)
+
+    @property
+    def step_count(self) -> int:
+        """Steps taken (the wrapped optimizer's count, the same on every rank)."""
+        return self.optimizer.step_count
+
+    @property
+    def param_groups(self):
+        """The wrapped optimizer's groups (sharded: this rank's local optimizer, whose
+        params are this rank's pieces)."""
+        return self.optimizer.param_groups
 
     def _check_same_model(self, optimizer: Optimizer) -> None:
         """Every rank must wrap the same kind of optimizer over params of the same shapes

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import _SCHEDULE, _encode_group, read_archive, write_archive
+from ..checkpoint import _SCHEDULE, _encode_group, read_archive, split_state, write_archive
 from . import layout
 from .sharded import ShardedOptimizer
 
@@ -57,14 +57,7 @@ def save(directory: str | os.PathLike, optimizer: ShardedOptimizer, *, keep: int
         raise ValueError(f"keep must be a whole number >= 1, got {keep!r}")
     directory = os.fspath(directory)
     local = optimizer.optimizer.state_dict()
-    arrays: dict[str, np.ndarray] = {}
-    scalars: dict[str, dict[str, Any]] = {}
-    for j, entries in local["state"].items():
-        for key, value in entries.items():
-            if isinstance(value, np.ndarray):
-                arrays[f"state/{j}/{key}"] = value
-            else:
-                scalars.setdefault(str(j), {})[key] = value
+    arrays, scalars = split_state(local["state"])
     groups = []
     for group in optimizer.param_groups:
         groups.append(_encode_group({k: v for k, v in group.items() if k != "params"}))

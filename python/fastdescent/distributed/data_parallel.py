@@ -81,14 +81,6 @@ class DataParallel(DistributedOptimizer):
                              for view, grad in zip(self._averaged, grads)])
 
     @property
-    def step_count(self) -> int:
-        return self.optimizer.step_count
-
-    @property
-    def param_groups(self):
-        return self.optimizer.param_groups
-
-    @property
     def state(self):
         return self.optimizer.state
 

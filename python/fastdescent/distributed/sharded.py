@@ -149,15 +149,6 @@ class ShardedOptimizer(DistributedOptimizer):
                 self.collectives.allgatherv(message, b.counts, b.displacements)
                 layout.unpack(b.others, message, self._params)
 
-    @property
-    def step_count(self) -> int:
-        return self.optimizer.step_count
-
-    @property
-    def param_groups(self):
-        """The local optimizer's groups (options as given; params: this rank's pieces)."""
-        return self.optimizer.param_groups
-
     def state_bytes(self) -> int:
         """Bytes of optimizer state this rank holds."""
         return sum(v.nbytes for s in self.optimizer.state.values() for v in s.values()
