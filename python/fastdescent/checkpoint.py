@@ -64,6 +64,24 @@ def save(path: str | os.PathLike, optimizer: Optimizer) -> None:
     write_archive(path, meta, arrays)
 
 
+def _decode_groups(saved_groups: list, current_groups) -> list:
+    """The inverse of :func:`_encode_group` over a list of groups: a saved schedule is
+    replaced by the current group's own, betas become a tuple again. When the counts differ
+    the saved groups are returned as they are, for ``load_state_dict`` to report."""
+    if len(saved_groups) != len(current_groups):
+        return saved_groups
+    groups = []
+    for saved, current in zip(saved_groups, current_groups):
+        group = dict(saved)
+        for key, value in saved.items():
+            if value == _SCHEDULE:
+                group[key] = current[key]
+            elif key == "betas" and isinstance(value, list):
+                group[key] = tuple(value)
+        groups.append(group)
+    return groups
+
+
 def split_state(state: dict[int, dict[str, Any]]
                 ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     """A state dict's ``state`` as the archive stores it: arrays named
@@ -199,16 +217,6 @@ def load(path: str | os.PathLike, optimizer: Optimizer) -> None:
             state.setdefault(int(parts[1]), {})[parts[2]] = array
     except ValueError as error:
         raise ValueError(f"{path} is not a readable fastdescent checkpoint: {error}") from None
-    groups = []
-    for saved, current in zip(saved_groups, optimizer.param_groups):
-        group = dict(saved)
-        for key, value in saved.items():
-            if value == _SCHEDULE:
-                group[key] = current[key]
-            elif key == "betas" and isinstance(value, list):
-                group[key] = tuple(value)
-        groups.append(group)
-    if len(saved_groups) != len(optimizer.param_groups):
-        groups = saved_groups  # load_state_dict reports the mismatch
+    groups = _decode_groups(saved_groups, optimizer.param_groups)
     optimizer.load_state_dict({"state": state, "param_groups": groups,
                                "step_count": meta.get("step_count", 0)})

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import _SCHEDULE, _encode_group, read_archive, split_state, write_archive
+from ..checkpoint import _decode_groups, _encode_group, read_archive, split_state, write_archive
 from . import layout
 from .sharded import ShardedOptimizer
 
@@ -154,17 +154,8 @@ def _read_newest(directory: str, optimizer: ShardedOptimizer):
                 if name.startswith(prefix) and name.endswith(".npy"):
                     key = name[len(prefix):-len(".npy")]
                     runs.setdefault(key, []).append((start, stop, values.reshape(-1)))
-    groups = []
-    for saved, current in zip(metas[0]["param_groups"], optimizer.param_groups):
-        group = dict(saved)
-        for key, value in saved.items():
-            if value == _SCHEDULE:
-                group[key] = current[key]
-            elif key == "betas" and isinstance(value, list):
-                group[key] = tuple(value)
-        groups.append(group)
-    if len(metas[0]["param_groups"]) != len(optimizer.param_groups):
-        groups = metas[0]["param_groups"]  # load_pieces reports the mismatch
+    # load_pieces reports a mismatch in the number of groups
+    groups = _decode_groups(metas[0]["param_groups"], optimizer.param_groups)
     return sources, groups, step
 
 
