@@ -29,13 +29,6 @@ napoleon_google_docstring = False
 
 myst_enable_extensions = ["dollarmath"]
 
-# -W makes every warning an error, except docutils' complaints about the layout of a docstring
-# (indentation, blank lines), which six docstrings had when the site was made: the
-# "name : text" lists with indented continuation lines of OptimizeResult and
-# LinearModel-based models, clip_by_global_norm's "|g_k|", the doctest ends of
-# schedules.OneCycle / schedules.Join and problems.Problem. Their text still renders; once
-# those docstrings are fixed, this line goes.
-suppress_warnings = ["docutils"]
 myst_heading_anchors = 3
 
 html_theme = "furo"

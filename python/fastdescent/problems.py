@@ -80,11 +80,13 @@ class Problem:
 
     Parameters
     ----------
-    (of every problem, keyword only)
+    start : array of shape (n,), optional, keyword only
+        The default start point.
+    bounds : array of shape (n, 2), optional, keyword only
+        The drawing domain, ``[low, high]`` per row.
 
-    start : array of shape (n,), optional; the default start point
-    bounds : array of shape (n, 2), optional; the drawing domain, ``[low, high]`` per row
-
+    Examples
+    --------
     >>> import numpy as np, fastdescent as fd
     >>> f = fd.problems.Quadratic([0.1, 2.0], start=[-5.0, -2.0])
     >>> f.fun_grad(f.start)
@@ -170,7 +172,7 @@ class Problem:
         None when :math:`f` has no minimum."""
         if len(self.minima) == 0:
             return None
-        values = [self.value(m) for m in self.minima]
+        values = [float(self.value(m)) for m in self.minima]
         return self.minima[int(np.argmin(values))]
 
     def _args(self) -> str:

@@ -31,23 +31,25 @@ class OptimizeResult(dict):
     """The outcome of a run, in the style of ``scipy.optimize.OptimizeResult``: a dict
     whose keys are also attributes.
 
-    Fields
-    ------
-    x : the final point (an array shaped like ``x0``)
-    fun : the loss at ``x``
-    jac : the gradient at ``x``
-    nit : the number of steps taken
-    nfev : the number of calls of the user's function
-    success : whether the run ended as asked (see ``status``)
-    status : ``"converged"`` (gradient norm <= tol), ``"completed"`` (every step, no tol),
-        ``"callback"`` (the callback asked to stop): success; ``"max_steps"`` (tol not
-        reached), ``"diverged"`` (a non-finite loss, gradient or point) and, for Newton,
-        ``"singular"``, ``"no_descent"``, ``"not_minimum"``: failure
-    message : what happened, in words
-    history : the loss at every point of ``path``, float64, shape ``(nit + 1,)``:
-        ``history[0]`` is the loss at the start, ``history[k]`` after step ``k``
-    path : the start and the point after every step, shape ``(nit + 1, *x.shape)``
+    Its fields:
 
+    - ``x``: the final point (an array shaped like ``x0``)
+    - ``fun``: the loss at ``x``
+    - ``jac``: the gradient at ``x``
+    - ``nit``: the number of steps taken
+    - ``nfev``: the number of calls of the user's function
+    - ``success``: whether the run ended as asked (see ``status``)
+    - ``status``: ``"converged"`` (gradient norm <= tol), ``"completed"`` (every step, no
+      tol), ``"callback"`` (the callback asked to stop): success; ``"max_steps"`` (tol not
+      reached), ``"diverged"`` (a non-finite loss, gradient or point) and, for Newton,
+      ``"singular"``, ``"no_descent"``, ``"not_minimum"``: failure
+    - ``message``: what happened, in words
+    - ``history``: the loss at every point of ``path``, float64, shape ``(nit + 1,)``:
+      ``history[0]`` is the loss at the start, ``history[k]`` after step ``k``
+    - ``path``: the start and the point after every step, shape ``(nit + 1, *x.shape)``
+
+    Examples
+    --------
     >>> import fastdescent as fd
     >>> r = fd.OptimizeResult(x=[1.0], fun=2.0, success=True)
     >>> r.fun, r["success"]

@@ -412,6 +412,8 @@ class OneCycle(Schedule):
     final_div_factor : float > 0, default 1e4
     three_phase : bool, default False
 
+    Examples
+    --------
     >>> import fastdescent as fd
     >>> schedule = fd.schedules.OneCycle(1.0, total_steps=10, anneal="linear", div_factor=10,
     ...                                  final_div_factor=100)
@@ -485,6 +487,8 @@ class Join(Schedule):
     boundaries : increasing sequence of integers >= 1, one fewer than ``schedules``
     restart : bool, default True
 
+    Examples
+    --------
     >>> import fastdescent as fd
     >>> joined = fd.schedules.Join([fd.schedules.Constant(1.0),
     ...                             fd.schedules.StepDecay(1.0, step_size=1, gamma=0.5)],
@@ -616,7 +620,7 @@ class ReduceOnPlateau(Schedule):
             array = np.asarray(loss) if not isinstance(loss, (str, bytes)) else None
             if array is None or array.size != 1 or array.dtype.kind not in "iuf":
                 raise TypeError(f"loss must be a real number, got {type(loss).__name__}")
-            loss = array.reshape(())
+            loss = float(array.reshape(()))
         loss = float(loss)
         if self._is_improvement(loss):
             self.best = loss

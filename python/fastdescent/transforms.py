@@ -103,7 +103,7 @@ def _check_max_norm(function: str, max_norm) -> float:
 def clip_by_global_norm(grads, max_norm, *, error_if_nonfinite: bool = False,
                         backend: str | None = None) -> float:
     """Scale all gradients together so that their global norm is at most ``max_norm``, in
-    place, and return the norm they had before. As ``torch.nn.utils.clip_grad_norm_``:
+    place, and return the norm they had before. As ``torch.nn.utils.clip_grad_norm_``::
 
         norm = sqrt(sum_k |g_k|^2),   c = max_norm / (norm + 1e-6),
         g_k <- c g_k   when c < 1 (otherwise unchanged).

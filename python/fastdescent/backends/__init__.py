@@ -30,7 +30,7 @@ import importlib
 import os
 import sys
 import warnings
-from types import ModuleType
+from types import FrameType, ModuleType
 
 NAMES = ("cpp", "numba", "numpy")
 _PREFERENCE = ("cpp", "numba", "numpy")
@@ -172,7 +172,8 @@ def _warn_fallback(name: str) -> None:
 def _caller_level() -> int:
     """The ``stacklevel`` that points a warning at the first frame outside fastdescent."""
     package = __name__.split(".")[0]
-    frame, level = sys._getframe(2), 2  # the caller of _warn_fallback's caller
+    frame: FrameType | None = sys._getframe(2)  # the caller of _warn_fallback's caller
+    level = 2
     while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith(
             package + "."):
         frame, level = frame.f_back, level + 1

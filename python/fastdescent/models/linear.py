@@ -11,20 +11,33 @@ class LinearRegression(LinearModel):
     """Least-squares linear regression ``y = X coef_ + intercept_`` fitted by gradient descent
     with any fastdescent optimizer, the epoch loop running natively on the ``cpp`` backend.
 
-    Parameters (keyword only, scikit-learn style: ``get_params`` / ``set_params``):
+    Every parameter is keyword only (scikit-learn style: ``get_params`` / ``set_params``).
 
-    optimizer : a fastdescent optimizer class (default :class:`fastdescent.SGD`)
-    lr : a number or a schedule (``step -> lr``, steps counted over the whole fit from 1)
-    epochs : passes over the data
-    batch_size : ``None`` for batch descent (one step per epoch over all rows), ``1`` for
-        stochastic descent, ``k`` for mini-batches of ``k`` rows (the last may be smaller)
-    shuffle : reshuffle the rows every epoch (a seeded permutation)
-    random_state : the seed of the shuffles (an integer; ``None``: a fresh one each fit)
-    alpha : L2 penalty, ``alpha / 2 * |coef_|^2`` added to the mean loss (not the intercept)
-    verbose : a progress bar (stderr) with the loss after each epoch
-    optimizer_options : more keyword arguments for the optimizer (``{"momentum": 0.9}``)
-    backend : the optimizer's backend (default: the fastest available)
+    Parameters
+    ----------
+    optimizer : fastdescent optimizer class, default :class:`fastdescent.SGD`
+    lr : float or callable, default 0.01
+        A number or a schedule (``step -> lr``, steps counted over the whole fit from 1).
+    epochs : int, default 10
+        Passes over the data.
+    batch_size : int or None, default 32
+        ``None`` for batch descent (one step per epoch over all rows), ``1`` for stochastic
+        descent, ``k`` for mini-batches of ``k`` rows (the last may be smaller).
+    shuffle : bool, default True
+        Reshuffle the rows every epoch (a seeded permutation).
+    random_state : int or None, default None
+        The seed of the shuffles (``None``: a fresh one each fit).
+    alpha : float, default 0.0
+        L2 penalty, ``alpha / 2 * |coef_|^2`` added to the mean loss (not the intercept).
+    verbose : bool, default False
+        A progress bar (stderr) with the loss after each epoch.
+    optimizer_options : dict or None, default None
+        More keyword arguments for the optimizer (``{"momentum": 0.9}``).
+    backend : str or None, default None
+        The optimizer's backend (``None``: the fastest available).
 
+    Notes
+    -----
     The loss is the mean squared error ``mean((X w + b - y)^2)``, whose gradient
     ``2/B X_b^T (X_b w + b - y_b)`` is seed 000's ``D_m``; see :mod:`fastdescent.models._base`.
 

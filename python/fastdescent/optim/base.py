@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -79,7 +79,7 @@ class ParamGroup(dict):
         super().clear()
         self._changed()
 
-    def __ior__(self, other):
+    def __ior__(self, other):  # type: ignore[misc]  # typeshed: list/dict's in-place ops differ
         result = super().__ior__(other)
         self._changed()
         return result
@@ -103,12 +103,12 @@ class GroupList(list):
         super().__delitem__(index)
         self._changed()
 
-    def __iadd__(self, other):
+    def __iadd__(self, other):  # type: ignore[misc]  # typeshed: list/dict's in-place ops differ
         result = super().__iadd__(other)
         self._changed()
         return result
 
-    def __imul__(self, other):
+    def __imul__(self, other):  # type: ignore[misc]  # typeshed: list/dict's in-place ops differ
         result = super().__imul__(other)
         self._changed()
         return result
@@ -240,7 +240,7 @@ def _packed(requests) -> list[np.ndarray]:
             view[...] = source
             out[k] = view
             offset += size
-    return out
+    return cast("list[np.ndarray]", out)  # every entry filled above
 
 
 class Optimizer:
@@ -275,7 +275,8 @@ class Optimizer:
         self._param_states: list[ParamState] = []
         self._steps = np.zeros(0, dtype=np.int64)
         self._step_count = 0
-        self._plan = None
+        # The backend's step plan (cpp, numba or numpy); built by _sync before any step.
+        self._plan: Any = None
         self._group_options: list[dict[str, Any]] = []
         self._schedules: list[tuple[int, Callable[[int], float]]] = []
         # Set by anything the user may change (groups, options, state): the next step checks
