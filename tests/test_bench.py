@@ -125,6 +125,38 @@ def test_quick_run_has_a_row_for_every_implementation_asked_for():
         assert r.gb_per_s == pytest.approx(r.bytes_per_element * r.elements / r.seconds / 1e9)
 
 
+def test_rounds_take_turns_and_report_the_median_of_the_rounds(monkeypatch):
+    order = []
+    cpp = bench.FD_PREFIX + "cpp"
+    per_call = {cpp: [3e-3, 1e-3, 2e-3], "numpy-seeds": [9e-3, 7e-3, 8e-3]}
+
+    def fake_measure(step, budget):
+        name = impl_of[id(step)]
+        order.append(name)
+        seconds = per_call[name][sum(1 for n in order if n == name) - 1]
+        return bench.Timing(seconds, seconds / 2, 5, 1)
+
+    impl_of = {}
+    real_build = bench.build
+
+    def recording_build(implementation, *args, **kwargs):
+        case = real_build(implementation, *args, **kwargs)
+        impl_of[id(case.step)] = implementation
+        return case
+
+    monkeypatch.setattr(bench, "measure", fake_measure)
+    monkeypatch.setattr(bench, "build", recording_build)
+    rows = bench.run(optimizers=["SGD"], workloads=["1x1K"], dtypes=["float32"], threads=[1],
+                     backends=["cpp"], peers=["numpy-seeds"], scale=0.01, rounds=3)
+    assert not rows.notes
+    assert order == [cpp, "numpy-seeds"] * 3  # turns, not one implementation's run after
+    by_impl = {r.implementation: r for r in rows}
+    assert by_impl[cpp].seconds == 2e-3 and by_impl["numpy-seeds"].seconds == 8e-3
+    assert by_impl[cpp].min_seconds == 0.5e-3 and by_impl[cpp].samples == 15
+    with pytest.raises(ValueError, match="rounds"):
+        bench.run(optimizers=["SGD"], workloads=["1x1K"], rounds=0)
+
+
 def test_run_restores_thread_settings():
     import fastdescent as fd
 

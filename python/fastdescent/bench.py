@@ -600,14 +600,23 @@ def run(optimizers: Sequence[str] = OPTIMIZERS, workloads: Sequence[str] = tuple
         dtypes: Sequence[str] = DTYPES, threads: Sequence[int] = (1, 2),
         backends: Sequence[str] | None = None, peers: Sequence[str] | None = None,
         scale: float = 1.0, budget: Budget = FULL, seed: int = 0,
-        progress: Callable[[int, int, Row | None, str], None] | None = None) -> Rows:
+        progress: Callable[[int, int, Row | None, str], None] | None = None,
+        rounds: int = 1) -> Rows:
     """Measure every (optimizer, workload, dtype, threads, implementation) of the selection.
 
     ``backends``: fastdescent backends (default: all; those that do not load are skipped
     with a note); ``peers``: names from :data:`PEERS` (default: all). Each implementation is
     built once per (optimizer, workload, dtype) and measured at each thread count in turn.
+
+    ``rounds``: measure every implementation of one (optimizer, workload, dtype) that many
+    times, taking turns, and report the median of the rounds' medians (and the least
+    minimum). On a shared machine a slow spell then falls on every implementation alike
+    instead of on whichever was being measured, which steadies the ratios.
+
     Returns :class:`Rows` (a list of :class:`Row`, with ``notes`` on what was skipped).
     """
+    if int(rounds) < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
     for name in optimizers:
         if name not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {name!r}: choose from {', '.join(OPTIMIZERS)}")
@@ -624,13 +633,13 @@ def run(optimizers: Sequence[str] = OPTIMIZERS, workloads: Sequence[str] = tuple
     rows = Rows(settings={"scale": scale, "budget": budget, "seed": seed})
     skipped: dict[str, str] = {}  # implementation (or impl + optimizer) -> why
     counter = Progress(progress, len(optimizers) * len(workloads) * len(dtypes)
-                       * len(impls) * len(threads))
+                       * len(impls) * len(threads) * rounds)
 
     def skip(key, why):
         if key not in skipped:
             skipped[key] = why
             rows.notes.append(why)
-        for _ in threads:
+        for _ in range(len(threads) * rounds):
             counter(None, f"skipped: {why}")
 
     for workload_name in workloads:
@@ -639,34 +648,63 @@ def run(optimizers: Sequence[str] = OPTIMIZERS, workloads: Sequence[str] = tuple
         for dtype in dtypes:
             base_params, grads = make_data(workload, dtype, scale, seed)
             for optimizer in optimizers:
+                cases = {}
                 for impl in impls:
                     key = impl if impl in skipped else (impl, optimizer)
                     if key in skipped:
                         skip(key, skipped[key])
                         continue
                     try:
-                        case = build(impl, optimizer, base_params, grads)
+                        cases[impl] = build(impl, optimizer, base_params, grads)
                     except Unavailable as why:
                         skip(impl if why.everywhere else (impl, optimizer), str(why))
-                        continue
-                    for n in threads:
-                        try:
-                            with with_threads(n):
-                                timing = measure(case.step, budget)
-                        except Exception as error:  # noqa: BLE001  (one broken case: go on)
-                            why = (f"{impl} failed on {optimizer} {workload_name} {dtype} "
-                                   f"threads={n}: {type(error).__name__}: {error}")
-                            rows.notes.append(why)
-                            counter(None, why)
-                            continue
-                        row = Row(optimizer, workload_name, str(np.dtype(dtype)), int(n), impl,
-                                  timing.median, timing.min, tensors * size, tensors,
-                                  bytes_per_element(optimizer, dtype), timing.samples)
-                        rows.append(row)
-                        counter(row, "")
-                    del case
+                    if rounds == 1 and impl in cases:  # measured now: one case in memory
+                        _measure_rounds(rows, counter, {impl: cases.pop(impl)}, 1, threads,
+                                        budget, (optimizer, workload_name, dtype), tensors,
+                                        size)
+                if cases:
+                    _measure_rounds(rows, counter, cases, rounds, threads, budget,
+                                    (optimizer, workload_name, dtype), tensors, size)
+                del cases
             del base_params, grads
     return rows
+
+
+def _measure_rounds(rows, counter, cases, rounds, threads, budget, what, tensors, size):
+    """Measure each case at each thread count, ``rounds`` times in turn; append a Row per
+    (implementation, threads) that never failed."""
+    optimizer, workload_name, dtype = what
+    timings: dict[tuple[str, int], list[Timing]] = {}
+    failed: set[tuple[str, int]] = set()
+    for _ in range(rounds):
+        for impl, case in cases.items():
+            for n in threads:
+                if (impl, n) in failed:
+                    counter(None, "")
+                    continue
+                try:
+                    with with_threads(n):
+                        timing = measure(case.step, budget)
+                except Exception as error:  # noqa: BLE001  (one broken case: go on)
+                    why = (f"{impl} failed on {optimizer} {workload_name} {dtype} "
+                           f"threads={n}: {type(error).__name__}: {error}")
+                    rows.notes.append(why)
+                    failed.add((impl, n))
+                    counter(None, why)
+                    continue
+                timings.setdefault((impl, n), []).append(timing)
+                if len(timings[(impl, n)]) < rounds:
+                    counter(None, f"{impl} {optimizer} {workload_name} {dtype} threads={n}: "
+                                  f"round {len(timings[(impl, n)])} of {rounds}")
+                    continue
+                measured = timings[(impl, n)]
+                row = Row(optimizer, workload_name, str(np.dtype(dtype)), int(n), impl,
+                          statistics.median(t.median for t in measured),
+                          min(t.min for t in measured), tensors * size, tensors,
+                          bytes_per_element(optimizer, dtype),
+                          sum(t.samples for t in measured))
+                rows.append(row)
+                counter(row, "")
 
 
 # ---------------------------------------------------------------------------------- tables

@@ -55,7 +55,7 @@ def _bench(args) -> int:
     threads = args.threads
     started = time.perf_counter()
     tty = sys.stderr.isatty()
-    per_cell = len(bench.implementations(args.backends, args.peers)) * len(threads)
+    per_cell = len(bench.implementations(args.backends, args.peers)) * len(threads) * args.rounds
 
     def progress(done, total, row, message):
         if args.quiet:
@@ -79,7 +79,9 @@ def _bench(args) -> int:
                 + f"scale {scale:g}, threads {','.join(map(str, threads))}, "
                 f"median of up to {budget.repeat} samples (at least {budget.min_repeat}, "
                 f"about {budget.max_time:g} s each implementation), warm-up "
-                f"{budget.warmup} steps")
+                f"{budget.warmup} steps"
+                + (f"; {args.rounds} rounds taking turns, the median of their medians"
+                   if args.rounds > 1 else ""))
     legend = ("ratios: peer time / fastdescent time (above 1: fastdescent is faster); "
               "torch-best: torch's fastest mode; of probe: probe time / fastdescent time, "
               "the probe moving the optimizer's bytes per element over one array of the "
@@ -98,7 +100,7 @@ def _bench(args) -> int:
     print(flush=True)
     rows = bench.run(optimizers=args.optimizers, workloads=args.workloads, dtypes=args.dtypes,
                      threads=threads, backends=args.backends, peers=args.peers, scale=scale,
-                     budget=budget, progress=progress)
+                     budget=budget, progress=progress, rounds=args.rounds)
     print(bench.format_table(rows, markdown=args.markdown))
     if args.all_rows:
         print()
@@ -224,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--max-time", type=_positive_float, default=None,
                        help="seconds of timed samples per implementation before stopping "
                             "(once the minimum number of samples is reached)")
+    bench.add_argument("--rounds", type=_positive, default=1,
+                       help="measure the implementations of each case this many times, "
+                            "taking turns, and report the median of the rounds (steadier "
+                            "ratios on a shared machine)")
     bench.add_argument("--markdown", action="store_true",
                        help="print Markdown (for benches/REPORT.md)")
     bench.add_argument("--all-rows", action="store_true",
