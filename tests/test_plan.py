@@ -147,6 +147,18 @@ def test_the_probe_reads_every_array_and_writes_the_first_ones(dtype):
         _core.stream_probe(arrays, 5)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_sqrt_div_probe_also_takes_a_square_root_and_divides(dtype):
+    arrays = [np.full(1000, float(k + 1), dtype) for k in range(4)]  # mean 2.5
+    _core.stream_probe(arrays, 3, sqrt_div=True)
+    for k in range(3):
+        np.testing.assert_allclose(arrays[k], 2.5 / (np.sqrt(2.5) + 1), rtol=1e-6)
+    assert np.all(arrays[3] == 4.0)
+    for _ in range(1000):
+        _core.stream_probe(arrays, 3, sqrt_div=True)
+    assert np.isfinite(arrays[0]).all()
+
+
 # ---------------------------------------------------------------------------- edits between steps
 
 def twin_runs(backend, edit, steps=4):
