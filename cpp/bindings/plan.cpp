@@ -20,10 +20,6 @@
 #include "register.hpp"
 #include "tensor_list.hpp"
 
-#if defined(FASTDESCENT_OPENMP)
-#include <omp.h>
-#endif
-
 namespace fastdescent::bindings {
 
 namespace {
@@ -60,10 +56,6 @@ constexpr char kForeignByteOrder = '>';
 
 // Steps over fewer elements keep the GIL (see step()).
 constexpr std::int64_t kReleaseGilElements = std::int64_t{1} << 14;
-
-// Steps over at least this many tensors check them on every thread the kernels may use
-// (about 15-25 ns a tensor on one core, against a few microseconds to wake the threads).
-constexpr std::size_t kParallelCheckTensors = 2048;
 
 // A free address interval [lo, hi): no param or state array has a byte in it.
 struct Gap {
@@ -140,7 +132,6 @@ class StepPlan {
     }
     build_gaps();
     gap_hint_.assign(n, 0);
-    passed_grad_data_.assign(n, nullptr);
     array_type_ = py::detail::npy_api::get().PyArray_Type_;
   }
 
@@ -185,21 +176,15 @@ class StepPlan {
     options_.clear();
     keys_.clear();
     std::int64_t elements = 0;
-    const int threads = max_threads();
-    // Many tensors: every check on all threads first, without raising; only when one fails
-    // does the loop below check again, one tensor after the other, to raise the first error.
-    const bool checked = threads > 1 && n >= kParallelCheckTensors && all_pass(items, n, threads);
     for (std::size_t i = 0; i < n; ++i) {
       const Tensor& t = tensors_[i];
-      if (!checked) {
-        if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
-        for (int c = 0; c < kColumns; ++c) {
-          if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
-        }
+      if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
+      for (int c = 0; c < kColumns; ++c) {
+        if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
       }
       PyObject* grad = items[i];
       if (grad == Py_None) continue;
-      const void* grad_data = checked ? passed_grad_data_[i] : checked_grad(grad, t, i);
+      const void* grad_data = checked_grad(grad, t, i);
       const Options& group = group_options_[t.group];
       for (int c = 0; c < kColumns; ++c) {
         if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
@@ -214,6 +199,7 @@ class StepPlan {
         rows64_.push_back(i);
       }
     }
+    const int threads = max_threads();
     if (check_finite) {
       std::int64_t bad32, bad64;
       {
@@ -283,52 +269,11 @@ class StepPlan {
     return (py::detail::array_proxy(array)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
   }
 
-  // Whether every param and state array is writable and every gradient passes
-  // checked_grad, checked on `threads` threads. Raises nothing and calls no Python: the
-  // calling thread holds the GIL, so no Python code changes the objects meanwhile.
-  bool all_pass(PyObject* const* items, std::size_t n, int threads) {
-    bool pass = true;
-#if defined(FASTDESCENT_OPENMP)
-#pragma omp parallel for num_threads(threads) schedule(static) reduction(&& : pass)
-#endif
-    for (std::int64_t k = 0; k < static_cast<std::int64_t>(n); ++k) {
-      const auto i = static_cast<std::size_t>(k);
-      const Tensor& t = tensors_[i];
-      bool ok = writable(t.param.ptr());
-      for (int c = 0; c < kColumns; ++c) ok = ok && (!t.state[c] || writable(t.state[c].ptr()));
-      PyObject* grad = items[i];
-      if (grad != Py_None) {
-        ok = ok && grad_check(grad, t, i) == GradCheck::ok;
-        // Kept for the loop over the tensors, which then need not read the object again.
-        if (ok) passed_grad_data_[i] = py::detail::array_proxy(grad)->data;
-      }
-      pass = pass && ok;
-    }
-    return pass;
-  }
-
-  enum class GradCheck { ok, bad_array, shares_memory };
-
   // The gradient's data, after checking it against the param: an ndarray of the param's
   // dtype (native byte order) and shape, C-contiguous, sharing no memory with any param or
   // state array. Raw NumPy fields: this runs once per tensor per step.
   const void* checked_grad(PyObject* object, const Tensor& t, std::size_t i) {
-    switch (grad_check(object, t, i)) {
-      case GradCheck::ok: return py::detail::array_proxy(object)->data;
-      case GradCheck::bad_array: throw_grad_error(object, t, i);
-      case GradCheck::shares_memory: break;
-    }
-    throw_shared_memory_error(grad_end(object, t), i);
-  }
-
-  std::uintptr_t grad_end(PyObject* object, const Tensor& t) const {
-    const auto begin = reinterpret_cast<std::uintptr_t>(py::detail::array_proxy(object)->data);
-    return begin + static_cast<std::uintptr_t>(t.size) * (t.dtype == DType::float32 ? sizeof(float) : sizeof(double));
-  }
-
-  // checked_grad's checks, raising nothing. Updates gap_hint_[i] only.
-  GradCheck grad_check(PyObject* object, const Tensor& t, std::size_t i) {
-    if (!is_array(object)) return GradCheck::bad_array;
+    if (!is_array(object)) throw_grad_error(object, t, i);
     const auto* grad = py::detail::array_proxy(object);
     const auto* param = py::detail::array_proxy(t.param.ptr());
     const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
@@ -336,20 +281,20 @@ class StepPlan {
               (grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) &&
               grad->nd == param->nd;
     for (int d = 0; ok && d < grad->nd; ++d) ok = grad->dimensions[d] == param->dimensions[d];
-    if (!ok) return GradCheck::bad_array;
-    if (t.size == 0) return GradCheck::ok;
+    if (!ok) throw_grad_error(object, t, i);
+    if (t.size == 0) return grad->data;
     const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
-    const auto end = grad_end(object, t);
+    const auto end = begin + static_cast<std::uintptr_t>(t.size) * (t.dtype == DType::float32 ? sizeof(float) : sizeof(double));
     // Most steps pass the same gradients, or ones allocated where the last ones were: try
     // the free interval this tensor's gradient was in last step before searching.
     const Gap* gap = &gaps_[gap_hint_[i]];
     if (!(gap->lo <= begin && end <= gap->hi)) {
       gap = std::upper_bound(gaps_.data(), gaps_.data() + gaps_.size(), begin,
                              [](std::uintptr_t b, const Gap& g) { return b < g.lo; }) - 1;
-      if (end > gap->hi) return GradCheck::shares_memory;
+      if (end > gap->hi) throw_shared_memory_error(end, i);
       gap_hint_[i] = static_cast<std::uint32_t>(gap - gaps_.data());
     }
-    return GradCheck::ok;
+    return grad->data;
   }
 
   // Raises the error checked_grad found (type, dtype, contiguity or shape).
@@ -444,7 +389,6 @@ class StepPlan {
   std::vector<Span> spans_;
   std::vector<Gap> gaps_;
   std::vector<std::uint32_t> gap_hint_;  // per tensor: the gap its last gradient was in
-  std::vector<void*> passed_grad_data_;  // per tensor: its gradient's data, set by all_pass
   PyTypeObject* array_type_ = nullptr;
   std::atomic<bool> busy_{false};
   // Scratch of step(), kept to avoid allocating every step.
