@@ -35,7 +35,10 @@ ROUND_SECONDS = 2e-3
 
 
 def _exists(optimizer: str, implementation: str) -> bool:
-    """False for torch's fused mode of an optimizer torch has no fused kernel for."""
+    """False for torch's fused mode of an optimizer torch has no fused kernel for, and for
+    the sqrt+div probe of SGD (which takes no square root)."""
+    if implementation == "probe-sqrt-div":
+        return optimizer != "SGD"
     if implementation != "torch-fused":
         return True
     try:

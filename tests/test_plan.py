@@ -62,6 +62,59 @@ def test_many_tensors_agree_with_the_reference(name, dtype, restore_threads):
         np.testing.assert_allclose(g, w, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
+# Thousands of tensors: with 2 threads every check runs on both threads first, then (when
+# one fails) again on one thread to raise the first error, as a step over few tensors does.
+THOUSANDS = 3000
+BAD_GRADS = {
+    "dtype": (lambda params, grads, i: grads.__setitem__(i, grads[i].astype(np.float64)),
+              r"grads\[{i}\] has dtype float64 but params\[{i}\] has dtype float32"),
+    "shape": (lambda params, grads, i: grads.__setitem__(i, np.ones(5, np.float32)),
+              r"grads\[{i}\] has shape \(5,\) but params\[{i}\] has shape \(4,\)"),
+    "shared memory": (lambda params, grads, i: grads.__setitem__(i, params[i]),
+                      r"grads\[{i}\] shares memory with params\[{i}\]"),
+    "read-only param": (lambda params, grads, i: setattr(params[i].flags, "writeable", False),
+                        r"params\[{i}\] must be writable"),
+    "not an array": (lambda params, grads, i: grads.__setitem__(i, [1.0, 2.0, 3.0, 4.0]),
+                     r"grads\[{i}\] must be a numpy.ndarray"),
+}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", BAD_GRADS)
+def test_many_tensors_raise_the_first_bad_one_and_change_nothing(bad, threads, restore_threads):
+    fd.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(4).astype(np.float32) for _ in range(THOUSANDS)]
+    opt = fd.Adam(params, lr=0.1)
+    grads = [np.ones(4, np.float32) for _ in params]
+    grads[7] = None
+    opt.step(grads)
+    before = [p.copy() for p in params]
+    state_before = [{k: v.copy() for k, v in s.items() if isinstance(v, np.ndarray)}
+                    for s in opt.state.values()]
+    make_bad, message = BAD_GRADS[bad]
+    make_bad(params, grads, 2500)
+    grads[2900] = np.ones(3, np.float32)  # a later bad gradient is not the one reported
+    with pytest.raises((TypeError, ValueError), match=message.format(i=2500)):
+        opt.step(grads)
+    for p, b in zip(params, before):
+        assert p.tobytes() == b.tobytes()
+    assert len(state_before) == THOUSANDS - 1  # params[7] never had a gradient
+    for s, saved in zip(opt.state.values(), state_before):
+        assert saved and all(s[k].tobytes() == v.tobytes() for k, v in saved.items())
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_many_tensors_with_none_gradients_step_the_others(threads, restore_threads):
+    fd.set_num_threads(threads)
+    params = [np.zeros(4, np.float32) for _ in range(THOUSANDS)]
+    opt = fd.SGD(params, lr=1.0)
+    grads = [None if i % 1000 == 3 else np.ones(4, np.float32) for i in range(THOUSANDS)]
+    opt.step(grads)
+    for i, p in enumerate(params):
+        assert np.all(p == (0.0 if i % 1000 == 3 else -1.0))
+
+
 def test_plan_kinds_match_the_compiled_plans():
     plans = {"sgd": _core.SGDPlan, "adagrad": _core.AdagradPlan,
              "rmsprop": _core.RMSpropPlan, "adam": _core.AdamPlan}
@@ -145,6 +198,18 @@ def test_the_probe_reads_every_array_and_writes_the_first_ones(dtype):
     assert np.isfinite(arrays[0]).all()
     with pytest.raises(ValueError, match="written must be in"):
         _core.stream_probe(arrays, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_sqrt_div_probe_also_takes_a_square_root_and_divides(dtype):
+    arrays = [np.full(1000, float(k + 1), dtype) for k in range(4)]  # mean 2.5
+    _core.stream_probe(arrays, 3, sqrt_div=True)
+    for k in range(3):
+        np.testing.assert_allclose(arrays[k], 2.5 / (np.sqrt(2.5) + 1), rtol=1e-6)
+    assert np.all(arrays[3] == 4.0)
+    for _ in range(1000):
+        _core.stream_probe(arrays, 3, sqrt_div=True)
+    assert np.isfinite(arrays[0]).all()
 
 
 # ---------------------------------------------------------------------------- edits between steps

@@ -59,8 +59,9 @@ std::int64_t first_nonfinite(py::object arrays) {
   return a < 0 ? b : (b < 0 ? a : std::min(a, b));
 }
 
-// The bandwidth probe over equally sized arrays: reads all, writes the first `written`.
-void stream_probe(py::object arrays, int written) {
+// The bandwidth probe over equally sized arrays: reads all, writes the first `written`;
+// with sqrt_div, one square root and one division per element too.
+void stream_probe(py::object arrays, int written, bool sqrt_div) {
   py::list list(arrays);
   const std::size_t count = list.size();
   if (count < 1 || count > 5) {
@@ -82,8 +83,14 @@ void stream_probe(py::object arrays, int written) {
   const auto f64 = slots_of<double>(batch, DType::float64);
   const int threads = max_threads();
   py::gil_scoped_release release;
-  if (!f32.empty()) active_set<float>().stream[count - 1][written](f32.data(), 1, threads);
-  if (!f64.empty()) active_set<double>().stream[count - 1][written](f64.data(), 1, threads);
+  const auto& set32 = active_set<float>();
+  const auto& set64 = active_set<double>();
+  if (!f32.empty()) {
+    (sqrt_div ? set32.stream_sqrt_div : set32.stream)[count - 1][written](f32.data(), 1, threads);
+  }
+  if (!f64.empty()) {
+    (sqrt_div ? set64.stream_sqrt_div : set64.stream)[count - 1][written](f64.data(), 1, threads);
+  }
 }
 
 }  // namespace
@@ -95,8 +102,9 @@ void register_runtime(py::module_& m) {
         "The instruction-set levels compiled in that this CPU can run, lowest first.");
   m.def("set_simd_level", &set_simd_level, "level"_a,
         "Run the kernels of another supported instruction-set level.");
-  m.def("stream_probe", &stream_probe, "arrays"_a, "written"_a,
-        "Bandwidth probe: read every array, write the first `written` in place.");
+  m.def("stream_probe", &stream_probe, "arrays"_a, "written"_a, "sqrt_div"_a = false,
+        "Bandwidth probe: read every array, write the first `written` in place; with "
+        "sqrt_div, one square root and one division per element too.");
   m.def("get_num_threads", &get_num_threads, "Threads a large kernel call may use.");
   m.def("set_num_threads", &set_num_threads, "n"_a, "Set the threads a kernel call may use.");
 #if defined(FASTDESCENT_OPENMP)

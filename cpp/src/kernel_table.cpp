@@ -22,23 +22,24 @@ namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 namespace {
 
-template <class T, int Arrays, int Written>
+template <class T, int Arrays, int Written, bool SqrtDiv>
 void stream_slots(const Slot<T>* slots, std::size_t count, int max_threads) {
   const StreamOptions options{};
-  step_slots<Stream<T, Arrays, Written>>(&options, 1, slots, count, max_threads);
+  step_slots<Stream<T, Arrays, Written, SqrtDiv>>(&options, 1, slots, count, max_threads);
 }
 
-template <class T, int Arrays, int... Written>
+template <class T, bool SqrtDiv, int Arrays, int... Written>
 void fill_stream_row(void (*row[kMaxArrays + 1])(const Slot<T>*, std::size_t, int),
                      std::integer_sequence<int, Written...>) {
-  ((row[Written] = &stream_slots<T, Arrays, Written>), ...);
+  ((row[Written] = &stream_slots<T, Arrays, Written, SqrtDiv>), ...);
 }
 
-template <class T, int... Index>
+template <class T, bool SqrtDiv, int... Index>
 void fill_stream(void (*table[kMaxArrays][kMaxArrays + 1])(const Slot<T>*, std::size_t, int),
                  std::integer_sequence<int, Index...>) {
   // Row Index is the probe over Index + 1 arrays, writing 0 .. Index + 1 of them.
-  (fill_stream_row<T, Index + 1>(table[Index], std::make_integer_sequence<int, Index + 2>{}),
+  (fill_stream_row<T, SqrtDiv, Index + 1>(table[Index],
+                                          std::make_integer_sequence<int, Index + 2>{}),
    ...);
 }
 
@@ -56,7 +57,8 @@ KernelSet<T> make_set() {
   set.sum_of_squares = &sum_of_squares<T>;
   set.row_mean = &row_mean<T>;
   set.first_nonfinite = &first_nonfinite<T>;
-  fill_stream<T>(set.stream, std::make_integer_sequence<int, kMaxArrays>{});
+  fill_stream<T, false>(set.stream, std::make_integer_sequence<int, kMaxArrays>{});
+  fill_stream<T, true>(set.stream_sqrt_div, std::make_integer_sequence<int, kMaxArrays>{});
   return set;
 }
 

@@ -112,5 +112,7 @@ def set_simd_level(level: str) -> None:
 def supported_simd_levels() -> list[str]:
     """The instruction-set levels compiled in that this CPU can run, lowest first."""
 
-def stream_probe(arrays: _Arrays, written: _Int) -> None:
-    """Bandwidth probe: read every array, write the first `written` in place."""
+def stream_probe(arrays: _Arrays, written: _Int, sqrt_div: bool = False) -> None:
+    """Bandwidth probe: read every array, write the first `written` in place.
+
+    With sqrt_div, also one square root and one division per element."""

@@ -19,11 +19,16 @@ float64, with 1 and 2 threads, as:
     loop over one array of the workload's total size per array the optimizer touches,
     reading and writing the same bytes per element as the optimizer (:data:`ACCESS`). It is
     the machine's limit for that access pattern.
+``probe-sqrt-div``
+    the probe that also takes one square root and makes one division per element (the
+    arithmetic Adagrad, RMSprop, Adam and AdamW add to the moves; not SGD, which has none).
+    Where a rule is bound by the divider (in cache), this is its limit, not the plain probe.
 
 :func:`run` measures a selection and returns :class:`Row` s (seconds per step, nanoseconds
 per element, GB/s); :func:`format_table` prints, for each fastdescent row, the ratio to each
 peer (peer time / fastdescent time: above 1, fastdescent is faster) and the fraction of the
-probe's speed reached (probe time / fastdescent time). ``fastdescent bench`` is the command
+probe's speed reached (probe time / fastdescent time), and of the sqrt+div probe's.
+``fastdescent bench`` is the command
 line, ``benches/`` the pytest-benchmark suite; both build their cases with :func:`build`.
 
 torch and numba are imported only when a run asks for them; without them, their rows are
@@ -120,7 +125,9 @@ WORKLOADS: dict[str, Workload] = {w.name: w for w in (
 
 FD_PREFIX = "fd-"
 PEERS = ("numpy-seeds", "numpy-inplace", "torch-forloop", "torch-foreach", "torch-fused",
-         "probe")
+         "probe", "probe-sqrt-div")
+#: the peers that are limits rather than implementations: "of ..." columns, not "vs ..."
+PROBES = {"probe": "of probe", "probe-sqrt-div": "of sqrt+div"}
 TORCH_MODES = {"torch-forloop": {"foreach": False}, "torch-foreach": {"foreach": True},
                "torch-fused": {"fused": True}}
 
@@ -211,8 +218,8 @@ def build(implementation: str, optimizer: str, params: Sequence[np.ndarray],
         return Case(implementation, step, lambda: params)
     if implementation in TORCH_MODES:
         return _build_torch(implementation, optimizer, params, grads)
-    if implementation == "probe":
-        return _build_probe(optimizer, params)
+    if implementation in PROBES:
+        return _build_probe(optimizer, params, sqrt_div=implementation == "probe-sqrt-div")
     raise ValueError(f"unknown implementation {implementation!r}")
 
 
@@ -256,17 +263,21 @@ def _build_torch(implementation, optimizer, params, grads) -> Case:
     return Case(implementation, opt.step, lambda: params, (opt, tensors))
 
 
-def _build_probe(optimizer, params) -> Case:
+def _build_probe(optimizer, params, sqrt_div=False) -> Case:
     try:
         from . import _core
     except ImportError as error:
         raise Unavailable(f"the compiled extension is missing ({error}): no probe") from None
+    if sqrt_div and optimizer == "SGD":
+        raise Unavailable("SGD takes no square root and makes no division: no sqrt+div probe",
+                          everywhere=False)
     total = sum(p.size for p in params)
     reads, writes = ACCESS[optimizer]
     dtype = params[0].dtype
     rng = np.random.default_rng(0)
     arrays = [rng.random(total, dtype=dtype) for _ in range(reads)]
-    return Case("probe", functools.partial(_core.stream_probe, arrays, writes),
+    name = "probe-sqrt-div" if sqrt_div else "probe"
+    return Case(name, functools.partial(_core.stream_probe, arrays, writes, sqrt_div),
                 lambda: arrays[:1], arrays)
 
 
@@ -724,14 +735,14 @@ def _fmt_ratio(ratio: float | None) -> str:
 def table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
     """(header, lines) of the comparison: one line per fastdescent row."""
     present = {r.implementation for r in rows}
-    peer_cols = [p for p in PEERS if p != "probe" and p in present]
+    peer_cols = [p for p in PEERS if p not in PROBES and p in present]
+    probe_cols = [p for p in PROBES if p in present]
     torch_cols = [p for p in peer_cols if p in TORCH_MODES]
     header = ["optimizer", "workload", "dtype", "thr", "impl", "time/step", "ns/el", "GB/s"]
     header += [f"vs {p}" for p in peer_cols]
     if len(torch_cols) > 1:
         header.append("vs torch-best")
-    if "probe" in present:
-        header.append("of probe")
+    header += [PROBES[p] for p in probe_cols]
     by_cell: dict[tuple, dict[str, Row]] = {}
     for row in rows:
         by_cell.setdefault(row.cell, {})[row.implementation] = row
@@ -754,9 +765,9 @@ def table(rows: Sequence[Row]) -> tuple[list[str], list[list[str]]]:
             if len(torch_cols) > 1:
                 best = [impls[p].seconds for p in torch_cols if p in impls]
                 line.append(_fmt_ratio(min(best) / row.seconds) if best else "-")
-            if "probe" in present:
-                line.append(f"{impls['probe'].seconds / row.seconds:.0%}"
-                            if "probe" in impls else "-")
+            for probe in probe_cols:
+                line.append(f"{impls[probe].seconds / row.seconds:.0%}"
+                            if probe in impls else "-")
             lines.append(line)
     return header, lines
 
@@ -766,7 +777,7 @@ def format_table(rows: Sequence[Row], markdown: bool = False) -> str:
     row with its time per step, ns per element, GB/s, the ratio to each peer (peer time /
     fastdescent time: >1 means fastdescent is faster; torch-best is torch's fastest mode)
     and the fraction of the bandwidth probe's speed reached (probe time / fastdescent
-    time), followed by the notes of the run."""
+    time), and of the sqrt+div probe's, followed by the notes of the run."""
     header, lines = table(rows)
     out = []
     if markdown:

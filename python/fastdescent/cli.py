@@ -85,7 +85,8 @@ def _bench(args) -> int:
     legend = ("ratios: peer time / fastdescent time (above 1: fastdescent is faster); "
               "torch-best: torch's fastest mode; of probe: probe time / fastdescent time, "
               "the probe moving the optimizer's bytes per element over one array of the "
-              "workload's total size")
+              "workload's total size; of sqrt+div: the same for the probe that also takes "
+              "one square root and makes one division per element")
     # The machine first, before the (long) run.
     print(bench.format_machine(markdown=args.markdown))
     if args.markdown:

@@ -40,6 +40,9 @@ struct KernelSet {
   // stream[arrays - 1][written]: the bandwidth probe for that access pattern.
   void (*stream[kMaxArrays][kMaxArrays + 1])(const Slot<T>* slots, std::size_t slot_count,
                                              int max_threads);
+  // The same with one square root and one division per element (stream.hpp's SqrtDiv).
+  void (*stream_sqrt_div[kMaxArrays][kMaxArrays + 1])(const Slot<T>* slots,
+                                                      std::size_t slot_count, int max_threads);
 };
 
 struct KernelTable {

@@ -27,6 +27,15 @@
 #define FASTDESCENT_ARCH baseline
 #endif
 
+// Inlines every call in a function's body, recursively. On a step's loop over slots it
+// puts each rule's flag dispatch and loop setup inline, once per slot rather than through
+// three calls: about 10 ns less per 100-element tensor (SGD, in cache).
+#if defined(__GNUC__)
+#define FASTDESCENT_FLATTEN __attribute__((flatten))
+#else
+#define FASTDESCENT_FLATTEN
+#endif
+
 namespace fastdescent {
 inline namespace FASTDESCENT_ARCH {
 
@@ -110,7 +119,7 @@ void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
 
 // One multi-tensor step of `Rule`: slot k uses options[slots[k].options].
 template <class Rule, class T = typename Rule::value_type>
-void step_slots(const typename Rule::Options* options, std::size_t option_count,
+FASTDESCENT_FLATTEN void step_slots(const typename Rule::Options* options, std::size_t option_count,
                 const Slot<T>* slots, std::size_t slot_count, int max_threads) {
   // A step has one set of options per group and step number: usually one, kept off the heap.
   using Coefficients = typename Rule::Coefficients;
@@ -122,8 +131,9 @@ void step_slots(const typename Rule::Options* options, std::size_t option_count,
     coefficients = on_heap.data();
   }
   for (std::size_t k = 0; k < option_count; ++k) coefficients[k] = Rule::coefficients(options[k]);
+  // The threads' loop is outlined by OpenMP, out of step_slots' reach: flattened too.
   for_each_slot(slots, slot_count, max_threads,
-                [&](const Slot<T>& slot, std::int64_t begin, std::int64_t end) {
+                [&](const Slot<T>& slot, std::int64_t begin, std::int64_t end) FASTDESCENT_FLATTEN {
                   Rule::run(coefficients[slot.options], begin, end, slot.data);
                 });
 }

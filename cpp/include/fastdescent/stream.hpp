@@ -1,9 +1,12 @@
 // The bandwidth probe: a plain streaming rule that moves the same bytes per element as an
 // optimizer (reads `Arrays` arrays, writes the first `Written` of them in place) with next
 // to no arithmetic, over the same loop skeleton, so a benchmark can say what fraction of the
-// machine's limit for that access pattern a kernel reaches.
+// machine's limit for that access pattern a kernel reaches. With SqrtDiv it also takes one
+// square root and makes one division per element, the arithmetic that Adagrad, RMSprop and
+// Adam add to the moves: in cache that variant is the divider's limit for those rules.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "loop.hpp"
@@ -13,7 +16,7 @@ inline namespace FASTDESCENT_ARCH {
 
 struct StreamOptions {};
 
-template <class T, int Arrays, int Written>
+template <class T, int Arrays, int Written, bool SqrtDiv = false>
 struct Stream {
   static_assert(Written <= Arrays && Arrays <= kMaxArrays, "the probe covers up to 5 arrays");
   using value_type = T;
@@ -38,7 +41,10 @@ struct Stream {
       if constexpr (Arrays > 3) sum += a3[i];
       if constexpr (Arrays > 4) sum += a4[i];
       // The mean keeps repeated calls bounded; every store depends on every load.
-      const T mean = sum * T(1.0 / Arrays);
+      T mean = sum * T(1.0 / Arrays);
+      // mean / (sqrt|mean| + 1) stays bounded too, and as a rule's update, the division
+      // waits for the square root.
+      if constexpr (SqrtDiv) mean = mean / (std::sqrt(std::abs(mean)) + T(1));
       if constexpr (Written > 0) a0[i] = mean;
       if constexpr (Written > 1) a1[i] = mean;
       if constexpr (Written > 2) a2[i] = mean;
