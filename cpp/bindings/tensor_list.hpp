@@ -21,7 +21,8 @@ namespace fastdescent::bindings {
 
 namespace py = pybind11;
 
-enum class DType { float32, float64 };
+// float16 only in step plans (plan.cpp); the list kernels take float32 and float64.
+enum class DType { float32, float64, float16 };
 
 struct Column {
   const char* name;    // the argument's name, for error messages
