@@ -30,7 +30,11 @@ fails for a step computed in float16 arithmetic instead.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -39,6 +43,7 @@ from conftest import assert_unchanged, snapshot
 
 import fastdescent as fd
 import fastdescent.torch as fdt
+from fastdescent import _core
 
 STEPS = 50
 SHAPES = [(0,), (1,), (7,), (33,), (1000,), (17, 5)]
@@ -157,6 +162,38 @@ def test_each_optimizer_matches_torch_in_float16(name, backend):
     assert all(v.dtype == np.float16 for s in opt.state.values() for v in s.values()
                if isinstance(v, np.ndarray))
     assert_matches(opt, tensors, torch_opt, opt.params)
+
+
+LEVEL_SCRIPT = """
+import json, sys, numpy as np, fastdescent as fd
+sys.path.insert(0, {tests!r})
+from test_float16 import CASES, LR, problem
+out = {{"level": fd.backend_info()["simd"]}}
+for name, (cls, _, options, _) in CASES.items():
+    params, grads = problem()
+    opt = cls(params, lr=LR, backend="cpp", **options)
+    for step in grads:
+        opt.step(step)
+    out[name] = [p.view(np.uint16).tolist() for p in opt.params]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("level", _core.supported_simd_levels())
+def test_every_simd_level_steps_float16_as_torch(level):
+    """The baseline level converts with integer bit operations, avx2 and avx512 with F16C."""
+    code = LEVEL_SCRIPT.format(tests=os.path.dirname(__file__))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(os.environ, FASTDESCENT_SIMD=level), timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["level"] == level
+    for name in CASES:
+        params, grads = problem()
+        tensors, _ = oracle(name, params, grads)
+        for i, (bits, theirs) in enumerate(zip(out[name], tensors)):
+            ours = np.array(bits, np.uint16).view(np.float16).reshape(theirs.shape)
+            assert_close_float16(ours, theirs.numpy(), PARAM_ATOL, f"{name}: params[{i}]")
 
 
 def test_the_tolerance_tells_float16_arithmetic_from_float32():
