@@ -330,3 +330,45 @@ def test_the_torch_dropin_steps_float16_tensors_as_torchs_fused_adam():
     assert torch_opt.param_groups[0]["fused"] is True
     run(grads[10:])
     check()
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adagrad", "rmsprop", "adam"])
+def test_every_backends_list_kernels_take_float16_as_the_reference(kind, backend):
+    """``adam_step`` and the rest (the kernels' common interface) step float16 lists in
+    float32 in every backend, as the NumPy reference does."""
+    from fastdescent import backends
+
+    rng = np.random.default_rng(7)
+    shapes = [(0,), (7,), (600,), (3, 4)]
+    options = {
+        "sgd": dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=True,
+                    maximize=False, first_step=False),
+        "adagrad": dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, eps=1e-10, maximize=False,
+                        step=3),
+        "rmsprop": dict(lr=0.01, alpha=0.9, eps=1e-8, weight_decay=0.0, momentum=0.5,
+                        centered=True, maximize=True),
+        "adam": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1,
+                     decoupled_weight_decay=True, amsgrad=True, maximize=False, step=3),
+    }[kind]
+
+    def arrays():
+        def column(scale):
+            return [(scale * rng.standard_normal(s)).astype(np.float16) for s in shapes]
+
+        def positive(scale):  # state that is a running mean of squares (or a max of them)
+            return [(scale * (1 + np.abs(rng.standard_normal(s)))).astype(np.float16)
+                    for s in shapes]
+        state = {"sgd": [column(1.0)], "adagrad": [positive(1.0)],
+                 "rmsprop": [positive(1.0), column(0.1), column(0.1)],
+                 "adam": [column(0.1), positive(0.1), positive(0.2)]}[kind]
+        return [column(1.0), column(1.0)] + state
+
+    data = arrays()
+    want = [[a.copy() for a in c] for c in data]
+    got = [[a.copy() for a in c] for c in data]
+    getattr(backends.load("numpy"), f"{kind}_step")(*want, **options)
+    getattr(backends.load(backend), f"{kind}_step")(*got, **options)
+    for c, (ours, reference) in enumerate(zip(got, want)):
+        for i, (a, b) in enumerate(zip(ours, reference)):
+            assert a.dtype == np.float16
+            assert_close_float16(a, b, 1e-6, f"column {c}, tensor {i}")
