@@ -109,7 +109,8 @@ def readonly():
 BAD_PARAMS = {
     "list": (lambda: [0.0, 1.0, 2.0, 3.0], TypeError, "params[1] must be a numpy.ndarray"),
     "int dtype": (lambda: np.zeros(4, dtype=np.int64), TypeError, "params[1] must have dtype"),
-    "float16": (lambda: np.zeros(4, dtype=np.float16), TypeError, "params[1] must have dtype"),
+    "long double": (lambda: np.zeros(4, dtype=np.longdouble), TypeError,
+                    "params[1] must have dtype"),
     "big-endian": (lambda: np.zeros(4, dtype=">f8"), TypeError, "params[1] must have dtype"),
     "complex": (lambda: np.zeros(4, dtype=np.complex128), TypeError, "params[1]"),
     "strided": (noncontiguous, ValueError, "params[1] must be C-contiguous"),
@@ -284,7 +285,7 @@ def test_add_param_group_failure_changes_nothing(name, backend):
     with pytest.raises(ValueError, match=re.escape("param_groups[1]['lr']")):
         opt.add_param_group({"params": [good()], "lr": -1.0})
     with pytest.raises(TypeError, match=re.escape("params[4] must have dtype")):
-        opt.add_param_group({"params": [good(), good(np.float16)]})
+        opt.add_param_group({"params": [good(), good(np.int32)]})
     with pytest.raises(ValueError, match=re.escape("param_groups[1] has no 'params' key")):
         opt.add_param_group({"lr": 0.1})
     assert len(opt.param_groups) == n_groups and len(opt.params) == 3
@@ -351,11 +352,13 @@ BAD_GRADS = {
     "other float dtype": (lambda opt, g, pos: _other_dtype(g), TypeError,
                           "grads[{pos}] has dtype"),
     "int dtype": (lambda opt, g, pos: g.astype(np.int64), TypeError,
-                  "grads[{pos}] must have dtype float32 or float64"),
+                  "grads[{pos}] must have dtype float16, float32 or float64"),
+    # float16 params are supported; a float16 gradient for a float32/float64 param is not
     "float16": (lambda opt, g, pos: g.astype(np.float16), TypeError,
-                "grads[{pos}] must have dtype float32 or float64"),
+                "grads[{pos}] has dtype float16 but params[{pos}] has dtype"),
     "big-endian": (lambda opt, g, pos: g.astype(g.dtype.newbyteorder(">")), TypeError,
-                   "grads[{pos}] must have dtype float32 or float64 in native byte order"),
+                   "grads[{pos}] must have dtype float16, float32 or float64 in native byte "
+                   "order"),
     "flattened shape": (lambda opt, g, pos: g.reshape(-1)[:, None], ValueError,
                         "grads[{pos}] has shape"),
     "transposed shape": (lambda opt, g, pos: np.ascontiguousarray(g.reshape(3, 2)), ValueError,

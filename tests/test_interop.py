@@ -152,10 +152,10 @@ BAD_PARAMS = {
     "sparse tensor": (lambda: torch.zeros(3).to_sparse(), TypeError,
                       r"params\[1\] must be a dense CPU tensor .*Sparse"),
     "int tensor": (lambda: torch.zeros(3, dtype=torch.int32), TypeError,
-                   r"params\[1\] must have dtype float32 or float64"),
+                   r"params\[1\] must have dtype float16, float32 or float64"),
     "list": (lambda: [0.0, 1.0], TypeError,
              r"params\[1\] must be a numpy.ndarray or an array .*got list"),
-    "bytes": (lambda: b"\0" * 8, TypeError, r"params\[1\] must have dtype float32"),
+    "bytes": (lambda: b"\0" * 8, TypeError, r"params\[1\] must have dtype float16, float32"),
     "__array__ that may copy": (lambda: type("Legacy", (), {
         "__array__": lambda self: np.zeros(2)})(), TypeError,
         r"params\[1\] \(Legacy\) cannot be viewed as a NumPy array without a copy"),

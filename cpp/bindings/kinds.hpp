@@ -24,6 +24,7 @@ struct SGDTraits {
   }
   template <class T>
   static auto kernel(const KernelSet<T>& set) { return set.sgd; }
+  static auto kernel(const Float16KernelSet& set) { return set.sgd; }
   static std::int64_t step_key(std::int64_t step) { return step == 1 ? 1 : 2; }
   static void set_step(Options& o, std::int64_t step) { o.first_step = step == 1; }
   static bool requires_column(const Options& o, int) { return o.momentum != 0; }
@@ -40,6 +41,7 @@ struct AdagradTraits {
   }
   template <class T>
   static auto kernel(const KernelSet<T>& set) { return set.adagrad; }
+  static auto kernel(const Float16KernelSet& set) { return set.adagrad; }
   static std::int64_t step_key(std::int64_t step) { return step; }
   static void set_step(Options& o, std::int64_t step) { o.step = step; }
   static bool requires_column(const Options&, int) { return true; }
@@ -56,6 +58,7 @@ struct RMSpropTraits {
   }
   template <class T>
   static auto kernel(const KernelSet<T>& set) { return set.rmsprop; }
+  static auto kernel(const Float16KernelSet& set) { return set.rmsprop; }
   static std::int64_t step_key(std::int64_t) { return 0; }
   static void set_step(Options&, std::int64_t) {}
   static bool requires_column(const Options& o, int column) {
@@ -75,6 +78,7 @@ struct AdamTraits {
   }
   template <class T>
   static auto kernel(const KernelSet<T>& set) { return set.adam; }
+  static auto kernel(const Float16KernelSet& set) { return set.adam; }
   static std::int64_t step_key(std::int64_t step) { return step; }
   static void set_step(Options& o, std::int64_t step) { o.step = step; }
   static bool requires_column(const Options& o, int column) { return column < 2 || o.amsgrad; }

@@ -1,5 +1,6 @@
 // Python entry points of the optimizer kernels: one call steps a whole list of tensors.
-// Argument names and order are those of the numpy and numba backends.
+// Argument names and order are those of the numpy and numba backends. They take float16
+// arrays too (computed in float, see loop.hpp's run_widened).
 #include <fastdescent/kernel_table.hpp>
 
 #include "register.hpp"
@@ -16,8 +17,9 @@ void sgd_step(py::object params, py::object grads, py::object momentum_buffers, 
   const TensorBatch batch =
       collect("sgd_step", {{"params", params, true, false},
                            {"grads", grads, false, false},
-                           {"momentum_buffers", momentum_buffers, true, momentum == 0}});
-  run_batch(batch, options, [](const auto& set) { return set.sgd; });
+                           {"momentum_buffers", momentum_buffers, true, momentum == 0}},
+              true);
+  run_batch<true>(batch, options, [](const auto& set) { return set.sgd; });
 }
 
 void adagrad_step(py::object params, py::object grads, py::object state_sums, double lr,
@@ -26,8 +28,9 @@ void adagrad_step(py::object params, py::object grads, py::object state_sums, do
   const AdagradOptions options{lr, lr_decay, weight_decay, eps, maximize, step};
   const TensorBatch batch = collect("adagrad_step", {{"params", params, true, false},
                                                      {"grads", grads, false, false},
-                                                     {"state_sums", state_sums, true, false}});
-  run_batch(batch, options, [](const auto& set) { return set.adagrad; });
+                                                     {"state_sums", state_sums, true, false}},
+                                     true);
+  run_batch<true>(batch, options, [](const auto& set) { return set.adagrad; });
 }
 
 void rmsprop_step(py::object params, py::object grads, py::object square_avgs,
@@ -40,8 +43,9 @@ void rmsprop_step(py::object params, py::object grads, py::object square_avgs,
                                {"grads", grads, false, false},
                                {"square_avgs", square_avgs, true, false},
                                {"grad_avgs", grad_avgs, true, !centered},
-                               {"momentum_buffers", momentum_buffers, true, !(momentum > 0)}});
-  run_batch(batch, options, [](const auto& set) { return set.rmsprop; });
+                               {"momentum_buffers", momentum_buffers, true, !(momentum > 0)}},
+                  true);
+  run_batch<true>(batch, options, [](const auto& set) { return set.rmsprop; });
 }
 
 void adam_step(py::object params, py::object grads, py::object exp_avgs, py::object exp_avg_sqs,
@@ -55,8 +59,9 @@ void adam_step(py::object params, py::object grads, py::object exp_avgs, py::obj
                             {"grads", grads, false, false},
                             {"exp_avgs", exp_avgs, true, false},
                             {"exp_avg_sqs", exp_avg_sqs, true, false},
-                            {"max_exp_avg_sqs", max_exp_avg_sqs, true, !amsgrad}});
-  run_batch(batch, options, [](const auto& set) { return set.adam; });
+                            {"max_exp_avg_sqs", max_exp_avg_sqs, true, !amsgrad}},
+              true);
+  run_batch<true>(batch, options, [](const auto& set) { return set.adam; });
 }
 
 }  // namespace

@@ -24,13 +24,34 @@ namespace fastdescent::bindings {
 
 namespace {
 
+// NumPy's type number of float16 (NPY_HALF; pybind11 names only float and double's).
+constexpr int kNpyHalf = 23;
+
 DType dtype_of(const py::array& a) {
-  return a.dtype().equal(py::dtype::of<float>()) ? DType::float32 : DType::float64;
+  if (a.dtype().equal(py::dtype::of<float>())) return DType::float32;
+  return a.dtype().equal(py::dtype::of<double>()) ? DType::float64 : DType::float16;
 }
 
 bool is_float_array(const py::array& a) {
   const py::dtype dtype = a.dtype();
-  return dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>());
+  return dtype.equal(py::dtype::of<float>()) || dtype.equal(py::dtype::of<double>()) ||
+         dtype.equal(py::dtype(kNpyHalf));
+}
+
+int type_num_of(DType dtype) {
+  switch (dtype) {
+    case DType::float32: return py::detail::npy_api::NPY_FLOAT_;
+    case DType::float64: return py::detail::npy_api::NPY_DOUBLE_;
+    default: return kNpyHalf;
+  }
+}
+
+std::size_t itemsize_of(DType dtype) {
+  switch (dtype) {
+    case DType::float32: return sizeof(float);
+    case DType::float64: return sizeof(double);
+    default: return sizeof(float16);
+  }
 }
 
 std::string type_name(py::handle object) {
@@ -97,7 +118,7 @@ class StepPlan {
       check_bound(t.param, index_name("params", i));
       t.param_data = t.param.mutable_data();
       t.dtype = dtype_of(t.param);
-      t.type_num = t.dtype == DType::float32 ? py::detail::npy_api::NPY_FLOAT_ : py::detail::npy_api::NPY_DOUBLE_;
+      t.type_num = type_num_of(t.dtype);
       t.size = static_cast<std::int64_t>(t.param.size());
       t.group = py::cast<std::size_t>(groups[i]);
       if (t.group >= group_count) throw py::value_error(index_name("groups", i) + " is out of range");
@@ -171,8 +192,10 @@ class StepPlan {
     }
     f32_.clear();
     f64_.clear();
+    f16_.clear();
     rows32_.clear();
     rows64_.clear();
+    rows16_.clear();
     options_.clear();
     keys_.clear();
     std::int64_t elements = 0;
@@ -194,23 +217,30 @@ class StepPlan {
       if (t.dtype == DType::float32) {
         append_slot(f32_, t, grad_data, options);
         rows32_.push_back(i);
-      } else {
+      } else if (t.dtype == DType::float64) {
         append_slot(f64_, t, grad_data, options);
         rows64_.push_back(i);
+      } else {
+        append_slot(f16_, t, grad_data, options);
+        rows16_.push_back(i);
       }
     }
     const int threads = max_threads();
     if (check_finite) {
-      std::int64_t bad32, bad64;
+      std::int64_t bad32, bad64, bad16;
       {
         py::gil_scoped_release release;
         // first_nonfinite reads data[0]; point it at each grad for the scan.
-        bad32 = first_nonfinite_grad(f32_);
-        bad64 = first_nonfinite_grad(f64_);
+        bad32 = first_nonfinite_grad(f32_, active_set<float>());
+        bad64 = first_nonfinite_grad(f64_, active_set<double>());
+        bad16 = first_nonfinite_grad(f16_, active_kernels().float16);
       }
-      const std::int64_t a = bad32 < 0 ? -1 : std::int64_t(rows32_[bad32]);
-      const std::int64_t b = bad64 < 0 ? -1 : std::int64_t(rows64_[bad64]);
-      const std::int64_t bad = a < 0 ? b : (b < 0 ? a : std::min(a, b));
+      std::int64_t bad = -1;
+      for (const std::int64_t row : {bad32 < 0 ? -1 : std::int64_t(rows32_[bad32]),
+                                     bad64 < 0 ? -1 : std::int64_t(rows64_[bad64]),
+                                     bad16 < 0 ? -1 : std::int64_t(rows16_[bad16])}) {
+        if (row >= 0 && (bad < 0 || row < bad)) bad = row;
+      }
       if (bad >= 0) {
         throw py::value_error(index_name("grads", std::size_t(bad)) + " holds NaN or infinity (check_finite=True); nothing was updated");
       }
@@ -222,9 +252,11 @@ class StepPlan {
       if (elements >= kReleaseGilElements) release.emplace();
       if (!f32_.empty()) Traits::kernel(active_set<float>())(options_.data(), options_.size(), f32_.data(), f32_.size(), threads);
       if (!f64_.empty()) Traits::kernel(active_set<double>())(options_.data(), options_.size(), f64_.data(), f64_.size(), threads);
+      if (!f16_.empty()) Traits::kernel(active_kernels().float16)(options_.data(), options_.size(), f16_.data(), f16_.size(), threads);
     }
     for (std::size_t i : rows32_) ++steps_[i];
     for (std::size_t i : rows64_) ++steps_[i];
+    for (std::size_t i : rows16_) ++steps_[i];
   }
 
   std::size_t size() const { return tensors_.size(); }
@@ -250,7 +282,7 @@ class StepPlan {
   }
 
   static void check_bound(const py::array& a, const std::string& name) {
-    if (!is_float_array(a)) throw py::type_error(name + " must have dtype float32 or float64 in native byte order");
+    if (!is_float_array(a)) throw py::type_error(name + " must have dtype float16, float32 or float64 in native byte order");
     if (!(a.flags() & py::array::c_style)) throw py::value_error(name + " must be C-contiguous");
     if (!a.writeable()) throw py::value_error(name + " must be writable (it is updated in place)");
   }
@@ -284,7 +316,7 @@ class StepPlan {
     if (!ok) throw_grad_error(object, t, i);
     if (t.size == 0) return grad->data;
     const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
-    const auto end = begin + static_cast<std::uintptr_t>(t.size) * (t.dtype == DType::float32 ? sizeof(float) : sizeof(double));
+    const auto end = begin + static_cast<std::uintptr_t>(t.size) * itemsize_of(t.dtype);
     // Most steps pass the same gradients, or ones allocated where the last ones were: try
     // the free interval this tensor's gradient was in last step before searching.
     const Gap* gap = &gaps_[gap_hint_[i]];
@@ -307,10 +339,11 @@ class StepPlan {
     const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
     const bool f32 = descr->type_num == py::detail::npy_api::NPY_FLOAT_;
     const bool f64 = descr->type_num == py::detail::npy_api::NPY_DOUBLE_;
-    if (descr->byteorder == kForeignByteOrder || (!f32 && !f64)) {
-      throw py::type_error(index_name("grads", i) + " must have dtype float32 or float64 in native byte order, got " + std::string(py::str(handle.attr("dtype"))));
+    const bool f16 = descr->type_num == kNpyHalf;
+    if (descr->byteorder == kForeignByteOrder || (!f32 && !f64 && !f16)) {
+      throw py::type_error(index_name("grads", i) + " must have dtype float16, float32 or float64 in native byte order, got " + std::string(py::str(handle.attr("dtype"))));
     }
-    if ((f32 ? DType::float32 : DType::float64) != t.dtype) {
+    if (descr->type_num != t.type_num) {
       throw py::type_error(index_name("grads", i) + " has dtype " + std::string(py::str(handle.attr("dtype"))) + " but params[" + std::to_string(i) + "] has dtype " + std::string(py::str(t.param.dtype())));
     }
     if (!(grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
@@ -374,11 +407,11 @@ class StepPlan {
     for (int c = 0; c < kColumns; ++c) s.data[2 + c] = static_cast<T*>(t.state_data[c]);
   }
 
-  template <class T>
-  static std::int64_t first_nonfinite_grad(const std::vector<Slot<T>>& slots) {
+  template <class T, class Set>
+  static std::int64_t first_nonfinite_grad(const std::vector<Slot<T>>& slots, const Set& set) {
     std::vector<Slot<T>> grads(slots);
     for (Slot<T>& s : grads) s.data[0] = s.data[1];
-    return active_set<T>().first_nonfinite(grads.data(), grads.size());
+    return set.first_nonfinite(grads.data(), grads.size());
   }
 
   std::vector<Tensor> tensors_;
@@ -394,7 +427,8 @@ class StepPlan {
   // Scratch of step(), kept to avoid allocating every step.
   std::vector<Slot<float>> f32_;
   std::vector<Slot<double>> f64_;
-  std::vector<std::size_t> rows32_, rows64_;
+  std::vector<Slot<float16>> f16_;
+  std::vector<std::size_t> rows32_, rows64_, rows16_;
   std::vector<Options> options_;
   std::vector<std::pair<std::size_t, std::int64_t>> keys_;
   std::size_t last_ = 0;

@@ -17,17 +17,19 @@ py::sequence as_sequence(const char* function, const Column& column) {
 }
 
 DType dtype_of(const char* function, const char* column, std::size_t index,
-               const py::array& array) {
+               const py::array& array, bool float16) {
+  constexpr int kNpyHalf = 23;  // NumPy's type number of float16
   if (array.dtype().equal(py::dtype::of<float>())) return DType::float32;
   if (array.dtype().equal(py::dtype::of<double>())) return DType::float64;
-  throw py::type_error(where(function, column, index) +
-                       " must have dtype float32 or float64 in native byte order, not " +
-                       std::string(py::str(array.dtype())));
+  if (float16 && array.dtype().equal(py::dtype(kNpyHalf))) return DType::float16;
+  throw py::type_error(where(function, column, index) + " must have dtype " +
+                       (float16 ? "float16, float32 or float64" : "float32 or float64") +
+                       " in native byte order, not " + std::string(py::str(array.dtype())));
 }
 
 }  // namespace
 
-TensorBatch collect(const char* function, const std::vector<Column>& columns) {
+TensorBatch collect(const char* function, const std::vector<Column>& columns, bool float16) {
   TensorBatch batch;
   const py::sequence params = as_sequence(function, columns.at(0));
   const std::size_t rows = params.size();
@@ -55,7 +57,7 @@ TensorBatch collect(const char* function, const std::vector<Column>& columns) {
         throw py::type_error(where(function, column.name, r) + " must be a numpy.ndarray");
       }
       py::array array = py::reinterpret_borrow<py::array>(item);
-      const DType dtype = dtype_of(function, column.name, r, array);
+      const DType dtype = dtype_of(function, column.name, r, array, float16);
       if (!(array.flags() & py::array::c_style)) {
         throw py::value_error(where(function, column.name, r) + " must be C-contiguous");
       }

@@ -21,7 +21,8 @@ namespace fastdescent::bindings {
 
 namespace py = pybind11;
 
-enum class DType { float32, float64 };
+// float16 only where the optimizer steps run (plans, the optimizers' list kernels).
+enum class DType { float32, float64, float16 };
 
 struct Column {
   const char* name;    // the argument's name, for error messages
@@ -39,8 +40,10 @@ struct TensorBatch {
   std::vector<py::array> keep_alive;
 };
 
-// columns[0] is the params column: it sets each row's dtype and size.
-TensorBatch collect(const char* function, const std::vector<Column>& columns);
+// columns[0] is the params column: it sets each row's dtype and size. float16 arrays are
+// refused unless `float16` (the optimizer steps take them; the transformations do not).
+TensorBatch collect(const char* function, const std::vector<Column>& columns,
+                    bool float16 = false);
 
 // The count set_num_threads stored (0: not set), for every calling thread: OpenMP's own
 // setting (omp_set_num_threads) belongs to the thread that made it, and kernels also run on
@@ -74,15 +77,23 @@ std::vector<Slot<T>> slots_of(const TensorBatch& batch, DType dtype) {
   return slots;
 }
 
-// Runs pick(kernel set) over every row with `options`, one call per dtype, GIL released.
-template <class Options, class Pick>
+// Runs pick(kernel set) over every row with `options`, one call per dtype, GIL released;
+// with Float16, float16 rows too (pick must then also take a Float16KernelSet).
+template <bool Float16 = false, class Options, class Pick>
 void run_batch(const TensorBatch& batch, const Options& options, Pick pick) {
   const std::vector<Slot<float>> f32 = slots_of<float>(batch, DType::float32);
   const std::vector<Slot<double>> f64 = slots_of<double>(batch, DType::float64);
+  std::vector<Slot<float16>> f16;
+  if constexpr (Float16) f16 = slots_of<float16>(batch, DType::float16);
   const int threads = max_threads();
   py::gil_scoped_release release;
   if (!f32.empty()) pick(active_set<float>())(&options, 1, f32.data(), f32.size(), threads);
   if (!f64.empty()) pick(active_set<double>())(&options, 1, f64.data(), f64.size(), threads);
+  if constexpr (Float16) {
+    if (!f16.empty()) {
+      pick(active_kernels().float16)(&options, 1, f16.data(), f16.size(), threads);
+    }
+  }
 }
 
 }  // namespace fastdescent::bindings

@@ -44,10 +44,13 @@ bool os_saves(unsigned long long state_bits) {
 #if defined(FASTDESCENT_HAVE_AVX2)
 bool cpu_has_avx2() {
 #if defined(_MSC_VER) && !defined(__clang__)
-  return os_saves(0x6) && cpuid_bit(7, 1, 5) && cpuid_bit(1, 2, 12);  // AVX2, FMA
+  return os_saves(0x6) && cpuid_bit(7, 1, 5) && cpuid_bit(1, 2, 12) &&  // AVX2, FMA
+         cpuid_bit(1, 2, 29);                                               // F16C
 #else
-  // libgcc's check covers the OS saving the wide registers (XGETBV), not only CPUID.
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  // libgcc's check covers the OS saving the wide registers (XGETBV), not only CPUID. F16C
+  // (float16 conversions) comes with every AVX2 CPU made, but is its own CPUID bit.
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
 #endif
 }
 #endif
@@ -56,10 +59,11 @@ bool cpu_has_avx512() {
 #if defined(_MSC_VER) && !defined(__clang__)
   // AVX-512 F, DQ, BW, VL; the OS saves the opmask and upper zmm state too.
   return os_saves(0xE6) && cpuid_bit(7, 1, 16) && cpuid_bit(7, 1, 17) &&
-         cpuid_bit(7, 1, 30) && cpuid_bit(7, 1, 31);
+         cpuid_bit(7, 1, 30) && cpuid_bit(7, 1, 31) && cpuid_bit(1, 2, 29);  // ... F16C
 #else
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw");
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("f16c");
 #endif
 }
 #endif

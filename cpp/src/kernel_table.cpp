@@ -62,12 +62,22 @@ KernelSet<T> make_set() {
   return set;
 }
 
+Float16KernelSet make_float16_set() {
+  Float16KernelSet set{};
+  set.sgd = &step_slots<SGD<float>, float16>;
+  set.adagrad = &step_slots<Adagrad<float>, float16>;
+  set.rmsprop = &step_slots<RMSprop<float>, float16>;
+  set.adam = &step_slots<Adam<float>, float16>;
+  set.first_nonfinite = &first_nonfinite<float16>;
+  return set;
+}
+
 }  // namespace
 }  // namespace FASTDESCENT_ARCH
 
 const KernelTable* FASTDESCENT_TABLE() {
   static const KernelTable table{FASTDESCENT_STR(FASTDESCENT_ARCH), make_set<float>(),
-                                 make_set<double>()};
+                                 make_set<double>(), make_float16_set()};
   return &table;
 }
 

@@ -11,17 +11,20 @@ import warnings
 
 import numpy as np
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: the dtypes of params, gradients and state arrays: float16 is stored as such and computed in
+#: float32 (see the optimizers' docstrings)
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_array(array, name: str, *, writable: bool) -> np.ndarray:
-    """``array`` as a kernel can take it: a C-contiguous float32/float64 ndarray in native
-    byte order (and writable when the kernel writes it)."""
+    """``array`` as an optimizer's kernel can take it: a C-contiguous float16, float32 or
+    float64 ndarray in native byte order (and writable when the kernel writes it)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(array).__name__}")
     if array.dtype not in FLOAT_DTYPES or not array.dtype.isnative:
         raise TypeError(
-            f"{name} must have dtype float32 or float64 in native byte order, got {array.dtype}")
+            f"{name} must have dtype float16, float32 or float64 in native byte order, "
+            f"got {array.dtype}")
     if not array.flags.c_contiguous:
         if writable:
             raise ValueError(f"{name} must be C-contiguous: it is updated in place, so keep it "

@@ -20,7 +20,8 @@ sharing memory with the kernels' arrays, ``step`` as torch keeps it (a 0-dim flo
 State dicts load into torch's own optimizers and theirs load into these. Edit state through
 ``load_state_dict`` (replacing a tensor in ``opt.state[p]`` by hand is not noticed).
 
-Params must be dense, C-contiguous CPU tensors of float32 or float64. Bad input raises
+Params must be dense, C-contiguous CPU tensors of float16, float32 or float64 (float16
+stored as float16 and computed in float32, as torch's ``fused=True`` kernels do). Bad input raises
 TypeError or ValueError naming ``params[i]`` or ``grads[i]`` (the ``.grad`` of ``params[i]``),
 numbered across groups, and changes nothing. ``foreach`` and ``fused`` choose among torch's
 implementations and are kept in the groups but change nothing here; ``capturable=True`` and

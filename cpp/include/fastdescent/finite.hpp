@@ -20,6 +20,16 @@ bool all_finite(std::int64_t n, const T* values) {
   return finite != 0;
 }
 
+// A float16 is NaN or infinite when its exponent bits are all ones.
+inline bool all_finite(std::int64_t n, const float16* values) {
+  int finite = 1;
+#if defined(FASTDESCENT_OPENMP)
+#pragma omp simd reduction(& : finite)
+#endif
+  for (std::int64_t i = 0; i < n; ++i) finite &= int((values[i].bits & 0x7C00u) != 0x7C00u);
+  return finite != 0;
+}
+
 // Index of the first slot whose data[0] holds a NaN or infinity, or -1.
 template <class T>
 std::int64_t first_nonfinite(const Slot<T>* slots, std::size_t count) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "float16.hpp"
 #include "options.hpp"
 #include "slot.hpp"
 
@@ -45,10 +46,21 @@ struct KernelSet {
                                                       std::size_t slot_count, int max_threads);
 };
 
+// float16 tensors: the optimizer steps, computed in float (loop.hpp's run_widened).
+struct Float16KernelSet {
+  StepKernel<float16, SGDOptions> sgd;
+  StepKernel<float16, AdagradOptions> adagrad;
+  StepKernel<float16, RMSpropOptions> rmsprop;
+  StepKernel<float16, AdamOptions> adam;
+  // Index of the first slot whose data[0] holds NaN or infinity, or -1.
+  std::int64_t (*first_nonfinite)(const Slot<float16>* slots, std::size_t slot_count);
+};
+
 struct KernelTable {
   const char* level;  // "baseline", "avx2", "avx512"
   KernelSet<float> float32;
   KernelSet<double> float64;
+  Float16KernelSet float16;
 };
 
 // The instruction-set levels compiled into this build that this CPU can run, lowest first.

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "float16.hpp"
 #include "slot.hpp"
 
 #if defined(FASTDESCENT_OPENMP)
@@ -117,7 +118,36 @@ void for_each_slot(const Slot<T>* slots, std::size_t count, int max_threads,
                  });
 }
 
-// One multi-tensor step of `Rule`: slot k uses options[slots[k].options].
+// Elements a float16 tensor is widened by at a time: the float copies of a rule's five
+// arrays (10 KB) stay in L1.
+inline constexpr std::int64_t kWidenBlock = 512;
+
+// Rule::run over elements [begin, end) of a float16 slot: each block is widened exactly into
+// float buffers, the rule runs on them in float (its value_type), and the arrays it writes
+// are rounded back to float16 (nearest, ties to even). The rule's values between loading and
+// storing are never rounded to float16: a param update sees the float moments it computed.
+template <class Rule>
+void run_widened(const typename Rule::Coefficients& c, const Slot<float16>& slot,
+                 std::int64_t begin, std::int64_t end) {
+  using T = typename Rule::value_type;
+  static_assert(std::is_same_v<T, float>, "float16 tensors are computed in float");
+  alignas(64) T buffers[kMaxArrays][kWidenBlock];
+  T* arrays[kMaxArrays];
+  for (int a = 0; a < kMaxArrays; ++a) arrays[a] = slot.data[a] ? buffers[a] : nullptr;
+  for (std::int64_t lo = begin; lo < end; lo += kWidenBlock) {
+    const std::int64_t n = std::min(kWidenBlock, end - lo);
+    for (int a = 0; a < kMaxArrays; ++a) {
+      if (slot.data[a]) widen(slot.data[a] + lo, buffers[a], n);
+    }
+    Rule::run(c, 0, n, arrays);
+    for (int a = 0; a < kMaxArrays; ++a) {
+      if (slot.data[a] && a != kGradArray) narrow(buffers[a], slot.data[a] + lo, n);
+    }
+  }
+}
+
+// One multi-tensor step of `Rule`: slot k uses options[slots[k].options]. T is the tensors'
+// storage type: the rule's own value_type, or float16 (computed in float by run_widened).
 template <class Rule, class T = typename Rule::value_type>
 FASTDESCENT_FLATTEN void step_slots(const typename Rule::Options* options, std::size_t option_count,
                 const Slot<T>* slots, std::size_t slot_count, int max_threads) {
@@ -134,7 +164,11 @@ FASTDESCENT_FLATTEN void step_slots(const typename Rule::Options* options, std::
   // The threads' loop is outlined by OpenMP, out of step_slots' reach: flattened too.
   for_each_slot(slots, slot_count, max_threads,
                 [&](const Slot<T>& slot, std::int64_t begin, std::int64_t end) FASTDESCENT_FLATTEN {
-                  Rule::run(coefficients[slot.options], begin, end, slot.data);
+                  if constexpr (std::is_same_v<T, typename Rule::value_type>) {
+                    Rule::run(coefficients[slot.options], begin, end, slot.data);
+                  } else {
+                    run_widened<Rule>(coefficients[slot.options], slot, begin, end);
+                  }
                 });
 }
 

@@ -10,6 +10,10 @@ namespace fastdescent {
 // exp_avg_sq, max_exp_avg_sq).
 inline constexpr int kMaxArrays = 5;
 
+// Every rule reads its gradient from data[1] and never writes it; it writes every other
+// array it is given.
+inline constexpr int kGradArray = 1;
+
 template <class T>
 struct Slot {
   std::int64_t size;       // elements

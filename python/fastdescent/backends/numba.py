@@ -179,7 +179,116 @@ def last_at_or_before(ascending, value):
     return lo
 
 
-def _multi_tensor(setup, rule):
+# ------------------------------------------------------------------------ float16 tensors
+#
+# numba has no float16 arithmetic on the CPU (an array of float16 does not even compile), so
+# float16 tensors arrive as uint16 bit patterns (``like`` a uint16 array). A tensor's span is
+# widened a block at a time into float32 buffers by the bit method of
+# cpp/include/fastdescent/float16.hpp, the rule runs on the buffers with its setup's float32
+# constants, and the params and state arrays are rounded back to float16 (nearest, ties to
+# even): the rules stay as they are, as loop.hpp's run_widened keeps the C++ rules.
+
+#: elements of a float16 tensor widened at a time (five float32 buffers stay in L1)
+WIDEN_BLOCK = 512
+
+
+@intrinsic
+def _bitcast(typingctx, value, kind):
+    """``value``'s bits as a number of type ``kind`` of the same width."""
+    target = kind.instance_type
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(target))
+
+    return target(value, kind), codegen
+
+
+@register_jitable
+def widen_float16(h):
+    """The float16 with bits ``h`` as float32, exactly (float16.hpp's widen_portable)."""
+    w = np.int64(h) << 16
+    sign = w & 0x80000000
+    two_w = (w + w) & 0xFFFFFFFF
+    normal = _bitcast(np.uint32((two_w >> 4) + (0xE0 << 23)), np.float32) * np.float32(2.0**-112)
+    subnormal = _bitcast(np.uint32((two_w >> 17) | (126 << 23)), np.float32) - np.float32(0.5)
+    if two_w < (1 << 27):
+        magnitude = np.int64(_bitcast(subnormal, np.uint32))
+    else:
+        magnitude = np.int64(_bitcast(normal, np.uint32))
+    return _bitcast(np.uint32(sign | magnitude), np.float32)
+
+
+@register_jitable
+def narrow_float16(f):
+    """The bits of float32 ``f`` rounded to float16, to nearest, ties to even (float16.hpp's
+    narrow_portable: the float adder does the rounding)."""
+    w = np.int64(_bitcast(f, np.uint32))
+    shl1_w = (w + w) & 0xFFFFFFFF
+    sign = w & 0x80000000
+    bias = shl1_w & 0xFF000000
+    if bias < 0x71000000:
+        bias = 0x71000000
+    base = (abs(f) * np.float32(2.0**112)) * np.float32(2.0**-110)
+    base = _bitcast(np.uint32((bias >> 1) + 0x07800000), np.float32) + base
+    bits = np.int64(_bitcast(base, np.uint32))
+    magnitude = 0x7E00 if shl1_w > 0xFF000000 else ((bits >> 13) & 0x7C00) + (bits & 0xFFF)
+    return np.uint16((sign >> 16) | magnitude)
+
+
+@register_jitable
+def _widened(address, begin, end, like, buffer):
+    """Elements [begin, end) of the float16 tensor at ``address`` widened into ``buffer``."""
+    bits = _tensor(address, begin, end, like)
+    out = buffer[:end - begin]
+    for i in range(end - begin):
+        out[i] = widen_float16(bits[i])
+    return out
+
+
+@register_jitable
+def _narrowed(values, address, begin, like):
+    """``values`` rounded into the float16 tensor at ``address`` from element ``begin``."""
+    bits = _tensor(address, begin, begin + values.size, like)
+    for i in range(values.size):
+        bits[i] = narrow_float16(values[i])
+
+
+def _widened_column(addresses, t, begin, end, like, buffer):
+    """_widened for tensor ``t`` of a state column, or None for an unused column."""
+
+
+@overload(_widened_column)
+def _widened_column_overload(addresses, t, begin, end, like, buffer):
+    if isinstance(addresses, types.NoneType):
+        return lambda addresses, t, begin, end, like, buffer: None
+    return lambda addresses, t, begin, end, like, buffer: _widened(addresses[t], begin, end,
+                                                                   like, buffer)
+
+
+def _narrowed_column(values, addresses, t, begin, like):
+    """_narrowed for tensor ``t`` of a state column; nothing for an unused column."""
+
+
+@overload(_narrowed_column)
+def _narrowed_column_overload(values, addresses, t, begin, like):
+    if isinstance(addresses, types.NoneType):
+        return lambda values, addresses, t, begin, like: None
+    return lambda values, addresses, t, begin, like: _narrowed(values, addresses[t], begin,
+                                                               like)
+
+
+def _compute_like(like):
+    """An array of the dtype the rules compute in for tensors of ``like``'s dtype."""
+
+
+@overload(_compute_like)
+def _compute_like_overload(like):
+    if like.dtype == types.uint16:
+        return lambda like: np.empty(0, np.float32)
+    return lambda like: like
+
+
+def _multi_tensor(setup, rule, widened=False):
     """The (serial, parallel) compiled steps of one optimizer over many tensors.
 
     Arguments: ``like`` (an array of the tensors' dtype), ``options`` (float64, one row per
@@ -187,13 +296,44 @@ def _multi_tensor(setup, rule):
     addresses of ``params``, ``grads`` and of the three state columns (None for a column
     the options do not use), and ``sizes``; the parallel one also takes ``shares``, the
     number of threads, and splits the concatenation of all tensors into that many
-    contiguous shares (aligned to 64 elements), as the C++ loop does.
+    contiguous shares (aligned to 64 elements), as the C++ loop does. With ``widened`` the
+    tensors are float16, ``like`` is a uint16 array and the rule runs in float32 (see
+    "float16 tensors" above).
     """
+
+    if widened:
+        def piece(like, c, k, begin, end, params, grads, s0, s1, s2):
+            buffers = np.empty((5, WIDEN_BLOCK), np.float32)
+            for block in range(begin, end, WIDEN_BLOCK):
+                stop = min(end, block + WIDEN_BLOCK)
+                param = _widened(params[k], block, stop, like, buffers[0])
+                grad = _widened(grads[k], block, stop, like, buffers[1])
+                a0 = _widened_column(s0, k, block, stop, like, buffers[2])
+                a1 = _widened_column(s1, k, block, stop, like, buffers[3])
+                a2 = _widened_column(s2, k, block, stop, like, buffers[4])
+                for i in range(stop - block):
+                    rule(i, param, grad, a0, a1, a2, c)
+                _narrowed(param, params[k], block, like)
+                _narrowed_column(a0, s0, k, block, like)
+                _narrowed_column(a1, s1, k, block, like)
+                _narrowed_column(a2, s2, k, block, like)
+    else:
+        def piece(like, c, k, begin, end, params, grads, s0, s1, s2):
+            param = _tensor(params[k], begin, end, like)
+            grad = _tensor(grads[k], begin, end, like)
+            a0 = _column(s0, k, begin, end, like)
+            a1 = _column(s1, k, begin, end, like)
+            a2 = _column(s2, k, begin, end, like)
+            for i in range(end - begin):
+                rule(i, param, grad, a0, a1, a2, c)
+
+    piece = register_jitable(piece)
 
     def span(like, options, groups, steps, params, grads, s0, s1, s2, offsets, lo, hi):
         """Elements [lo, hi) of the concatenation of all tensors (``offsets``: where each
         tensor starts in it). The setup runs again only when the (group, step) changes
         from one tensor to the next (tensors of a group and step come in runs)."""
+        compute = _compute_like(like)
         k = last_at_or_before(offsets, lo)
         group, step = -1, -1.0  # no tensor's: the first sets up
         while k < groups.size and offsets[k] < hi:
@@ -202,14 +342,8 @@ def _multi_tensor(setup, rule):
             if begin < end:
                 if groups[k] != group or steps[k] != step:
                     group, step = groups[k], steps[k]
-                    c = setup(like, options[group], step)
-                param = _tensor(params[k], begin, end, like)
-                grad = _tensor(grads[k], begin, end, like)
-                a0 = _column(s0, k, begin, end, like)
-                a1 = _column(s1, k, begin, end, like)
-                a2 = _column(s2, k, begin, end, like)
-                for i in range(end - begin):
-                    rule(i, param, grad, a0, a1, a2, c)
+                    c = setup(compute, options[group], step)
+                piece(like, c, k, begin, end, params, grads, s0, s1, s2)
             k += 1
 
     span = register_jitable(span)
@@ -230,7 +364,7 @@ def _multi_tensor(setup, rule):
                 span(like, options, groups, steps, params, grads, s0, s1, s2, offsets, lo, hi)
 
     # Named after the rule, so that each step has cache files of its own.
-    stem = rule.__name__.strip("_").replace("_rule", "")
+    stem = rule.__name__.strip("_").replace("_rule", "") + ("_float16" if widened else "")
     serial.__name__ = serial.__qualname__ = f"{stem}_step_serial"
     parallel.__name__ = parallel.__qualname__ = f"{stem}_step_parallel"
     return njit(**_JIT)(serial), njit(parallel=True, **_JIT)(parallel)
@@ -238,13 +372,10 @@ def _multi_tensor(setup, rule):
 
 @njit(**_JIT)
 def _first_nonfinite_at(like, addresses, sizes):
-    """Index of the first tensor (given by address) holding NaN or infinity, or -1."""
+    """Index of the first tensor (given by address) holding NaN or infinity, or -1 (float16
+    tensors as uint16: ``like`` says which)."""
     for t in range(sizes.size):
-        values = _tensor(addresses[t], 0, sizes[t], like)
-        finite = True
-        for i in range(values.size):
-            finite &= values[i] - values[i] == 0
-        if not finite:
+        if not _all_finite(_tensor(addresses[t], 0, sizes[t], like)):
             return t
     return -1
 
@@ -402,20 +533,42 @@ def _adam_rule(i, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, c):
     param[i] = p + neg_step_size * m / denom
 
 
+_RULES = {"sgd": (_sgd_setup, _sgd_rule), "adagrad": (_adagrad_setup, _adagrad_rule),
+          "rmsprop": (_rmsprop_setup, _rmsprop_rule), "adam": (_adam_setup, _adam_rule)}
+
 #: per optimizer kind: its (serial, parallel) multi-tensor steps
-STEPS = {"sgd": _multi_tensor(_sgd_setup, _sgd_rule),
-         "adagrad": _multi_tensor(_adagrad_setup, _adagrad_rule),
-         "rmsprop": _multi_tensor(_rmsprop_setup, _rmsprop_rule),
-         "adam": _multi_tensor(_adam_setup, _adam_rule)}
+STEPS = {kind: _multi_tensor(*parts) for kind, parts in _RULES.items()}
+
+#: the same for float16 tensors (given as uint16 bits), computed in float32
+STEPS_FLOAT16 = {kind: _multi_tensor(*parts, widened=True) for kind, parts in _RULES.items()}
+
+
+def _all_finite(values):
+    """Whether no element of ``values`` is NaN or infinite."""
+
+
+@overload(_all_finite)
+def _all_finite_overload(values):
+    if values.dtype == types.uint16:  # float16 bits: NaN and inf have every exponent bit set
+        def check(values):
+            finite = True
+            for i in range(values.size):
+                finite &= (values[i] & 0x7C00) != 0x7C00
+            return finite
+        return check
+
+    def check(values):
+        # x - x is 0 for every finite x and NaN for NaN and +-inf (as finite.hpp).
+        finite = True
+        for i in range(values.size):
+            finite &= values[i] - values[i] == 0
+        return finite
+    return check
 
 
 @njit(**_JIT)
-def _all_finite(values):
-    # x - x is 0 for every finite x and NaN for NaN and +-inf (as finite.hpp).
-    finite = True
-    for i in range(values.size):
-        finite &= values[i] - values[i] == 0
-    return finite
+def _all_finite_array(values):
+    return _all_finite(values)
 
 
 # ---------------------------------------- gradient accumulation and transformations: rules
@@ -543,8 +696,9 @@ def _row_mean_parallel(matrix, out, shares):
 
 
 #: every compiled function of this backend (the tests read their cache statistics)
-DISPATCHERS = (*STEPS["sgd"], *STEPS["adagrad"], *STEPS["rmsprop"], *STEPS["adam"],
-               _first_nonfinite_at, _all_finite, *_ACCUMULATE, *_SCALE,
+DISPATCHERS = (*(f for pair in STEPS.values() for f in pair),
+               *(f for pair in STEPS_FLOAT16.values() for f in pair),
+               _first_nonfinite_at, _all_finite_array, *_ACCUMULATE, *_SCALE,
                *_CLIP, *_EMA, _squares_serial, _squares_parallel, _row_mean_serial,
                _row_mean_parallel)
 
@@ -554,7 +708,9 @@ DISPATCHERS = (*STEPS["sgd"], *STEPS["adagrad"], *STEPS["rmsprop"], *STEPS["adam
 #: the threads' share of a step: a thread gets at least this many elements (as the C++)
 PARALLEL_GRAIN = PARALLEL_MIN_SIZE // 2
 
-_LIKE = {np.dtype(np.float32): np.empty(0, np.float32),
+#: per dtype, an empty array of the type compiled code sees its tensors as (float16: uint16)
+_LIKE = {np.dtype(np.float16): np.empty(0, np.uint16),
+         np.dtype(np.float32): np.empty(0, np.float32),
          np.dtype(np.float64): np.empty(0, np.float64)}
 
 
@@ -570,7 +726,7 @@ def run_step(kind, dtype, options, groups, steps, params, grads, columns, sizes)
     None where the options use no such column) and its size (int64). The caller has
     checked every array: compiled code trusts the addresses and sizes."""
     shares = min(numba.get_num_threads(), int(sizes.sum()) // PARALLEL_GRAIN)
-    serial, parallel = STEPS[kind]
+    serial, parallel = (STEPS_FLOAT16 if dtype == np.float16 else STEPS)[kind]
     args = (_LIKE[dtype], options, groups, steps, params, grads, *columns, sizes)
     if shares > 1:
         parallel(*args, shares)
@@ -657,7 +813,8 @@ def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, 
 def first_nonfinite(arrays):
     """Index of the first array holding a NaN or infinity, or -1 when all are finite."""
     for i, array in enumerate(arrays):
-        if not _all_finite(array.reshape(-1)):
+        flat = array.reshape(-1)
+        if not _all_finite_array(flat.view(np.uint16) if flat.dtype == np.float16 else flat):
             return i
     return -1
 

@@ -6,12 +6,17 @@ compare against them. Each update is written the way torch.optim's for-loop impl
 orders its operations, so that float rounding agrees with torch. Hyperparameters are cast to
 each array's dtype, as the C++ kernels cast them to ``T``.
 
+float16 tensors are computed in float32, as torch's fused CPU kernels compute them: each is
+widened to float32 (exactly), the float32 update runs, and the arrays it writes are rounded
+back to float16 (to nearest, ties to even); see :func:`_float16_in_float32`.
+
 The functions trust their caller (the optimizer layer) to have validated shapes, dtypes,
 contiguity and aliasing; they update ``params`` and the state arrays in place.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -28,6 +33,41 @@ def _lerp(start, end, weight):
     return end - (end - start) * (weight.dtype.type(1) - weight)
 
 
+def _float16_in_float32(lists: int):
+    """A kernel whose first ``lists`` arguments are lists of arrays aligned with params
+    (params, grads, then state arrays; a list may be None) made to step float16 tensors in
+    float32: their arrays are widened to float32 copies, the kernel steps the copies, and the
+    params and state arrays are rounded back to float16 in place (grads are only read)."""
+
+    def decorate(kernel):
+        @functools.wraps(kernel)
+        def step(*args, **options):
+            columns, rest = args[:lists], args[lists:]
+            half = [p.dtype == np.float16 for p in columns[0]]
+            if not any(half):
+                return kernel(*args, **options)
+
+            def rows(wanted, convert):
+                return [None if c is None else
+                        [convert(a) for a, h in zip(c, half) if h == wanted] for c in columns]
+
+            if not all(half):
+                kernel(*rows(False, lambda a: a), *rest, **options)
+            widened = rows(True, lambda a: None if a is None else a.astype(np.float32))
+            kernel(*widened, *rest, **options)
+            for k, (column, copies) in enumerate(zip(columns, widened)):
+                if column is None or k == 1:  # k == 1: the grads
+                    continue
+                for array, copy in zip([a for a, h in zip(column, half) if h], copies):
+                    if array is not None:
+                        np.copyto(array, copy, casting="same_kind")
+
+        return step
+
+    return decorate
+
+
+@_float16_in_float32(lists=3)
 def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_decay,
              nesterov, maximize, first_step):
     for i, (param, grad) in enumerate(zip(params, grads)):
@@ -45,6 +85,7 @@ def sgd_step(params, grads, momentum_buffers, lr, momentum, dampening, weight_de
         param += t(-lr) * g
 
 
+@_float16_in_float32(lists=3)
 def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, maximize, step):
     for param, grad, state_sum in zip(params, grads, state_sums):
         t = param.dtype.type
@@ -56,6 +97,7 @@ def adagrad_step(params, grads, state_sums, lr, lr_decay, weight_decay, eps, max
         param += t(-clr) * g / (np.sqrt(state_sum) + t(eps))
 
 
+@_float16_in_float32(lists=5)
 def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, alpha, eps,
                  weight_decay, momentum, centered, maximize):
     for i, (param, grad, square_avg) in enumerate(zip(params, grads, square_avgs)):
@@ -78,6 +120,7 @@ def rmsprop_step(params, grads, square_avgs, grad_avgs, momentum_buffers, lr, al
             param += t(-lr) * g / avg
 
 
+@_float16_in_float32(lists=5)
 def adam_step(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, amsgrad, maximize, step):
     bias_correction1 = 1.0 - beta1 ** step

@@ -33,6 +33,8 @@ class Adagrad(Optimizer):
     Parameters
     ----------
     params : list of arrays or of param groups
+        float16, float32 or float64; float16 is stored as float16 and computed in float32
+        (see :class:`~fastdescent.Optimizer`).
     lr : float or callable ``step -> lr``, default 1e-2
     lr_decay : float >= 0, default 0
     weight_decay : float >= 0, default 0

@@ -246,11 +246,20 @@ def _packed(requests) -> list[np.ndarray]:
 class Optimizer:
     """Base of fastdescent's optimizers.
 
-    Parameters are NumPy arrays (float32 or float64, C-contiguous, writable) updated in place
-    by :meth:`step`, or anything NumPy can view without a copy (torch CPU tensors, writable
+    Parameters are NumPy arrays (float16, float32 or float64, C-contiguous, writable) updated
+    in place by :meth:`step`, or anything NumPy can view without a copy (torch CPU tensors, writable
     buffers such as ``memoryview``, DLPack exporters): such params are viewed once, here, and
     :attr:`params` and ``param_groups`` hold those views, so every step updates the caller's
     own memory. Gradients may be of the same kinds.
+
+    float16 params are stored in float16 and computed in float32, as torch's fused CPU
+    kernels compute them: their gradients and state arrays are float16 too, each element is
+    widened to float32 (exactly), the optimizer's update rule runs in float32 (hyperparameters
+    rounded to float32), and every value written back is rounded to float16, to nearest,
+    ties to even. Within a step nothing is rounded to float16: the param update uses the
+    float32 moments just computed, not their stored float16 copies. Results agree with
+    torch 2.13's ``fused=True`` Adam and AdamW on float16 to within a float16 ulp or so
+    (tests/test_float16.py). Groups may mix float16, float32 and float64 params.
 
     ``params`` is a list of arrays or a list of param groups
     (``{"params": [...], "lr": ..., ...}``) whose keys override the defaults, as in

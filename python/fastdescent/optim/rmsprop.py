@@ -39,6 +39,8 @@ class RMSprop(Optimizer):
     Parameters
     ----------
     params : list of arrays or of param groups
+        float16, float32 or float64; float16 is stored as float16 and computed in float32
+        (see :class:`~fastdescent.Optimizer`).
     lr : float or callable ``step -> lr``, default 1e-2
     alpha : float in [0, 1], default 0.99
     eps : float >= 0, default 1e-8

@@ -43,6 +43,8 @@ class SGD(Optimizer):
     Parameters
     ----------
     params : list of arrays or of param groups
+        float16, float32 or float64; float16 is stored as float16 and computed in float32
+        (see :class:`~fastdescent.Optimizer`).
     lr : float or callable ``step -> lr``, default 1e-3
     momentum : float >= 0, default 0
     dampening : float, default 0
