@@ -337,8 +337,9 @@ def _seeds_adam(params, grads, lr, betas, eps, weight_decay, decoupled=False):
     return step
 
 
-_SEEDS = {"SGD": _seeds_sgd, "Adagrad": _seeds_adagrad, "RMSprop": _seeds_rmsprop,
-          "Adam": _seeds_adam, "AdamW": functools.partial(_seeds_adam, decoupled=True)}
+_SEEDS: dict[str, Callable[..., Callable[[], None]]] = {
+    "SGD": _seeds_sgd, "Adagrad": _seeds_adagrad, "RMSprop": _seeds_rmsprop,
+    "Adam": _seeds_adam, "AdamW": functools.partial(_seeds_adam, decoupled=True)}
 
 
 # --- NumPy in place: out= everywhere, one preallocated scratch buffer per tensor. ---
@@ -425,8 +426,9 @@ def _inplace_adam(params, grads, lr, betas, eps, weight_decay, decoupled=False):
     return step
 
 
-_INPLACE = {"SGD": _inplace_sgd, "Adagrad": _inplace_adagrad, "RMSprop": _inplace_rmsprop,
-            "Adam": _inplace_adam, "AdamW": functools.partial(_inplace_adam, decoupled=True)}
+_INPLACE: dict[str, Callable[..., Callable[[], None]]] = {
+    "SGD": _inplace_sgd, "Adagrad": _inplace_adagrad, "RMSprop": _inplace_rmsprop,
+    "Adam": _inplace_adam, "AdamW": functools.partial(_inplace_adam, decoupled=True)}
 
 
 # ---------------------------------------------------------------------------------- timing
