@@ -51,7 +51,7 @@ class ListPlan:
                        for column in state]
         self._groups = list(groups)
         self._steps = steps
-        self._options: list[dict[str, Any] | None] = [None] * group_count
+        self._options: list[dict[str, Any]] = [{} for _ in range(group_count)]  # set_group
         written, names = list(self._params), [f"params[{i}]" for i in range(len(params))]
         for column, arrays in zip(self.columns, self._state):
             for i, array in enumerate(arrays):
@@ -99,7 +99,8 @@ class ListPlan:
             if not param.flags.writeable:
                 raise ValueError(f"params[{i}] must be writable (it is updated in place)")
             for column, arrays in zip(self.columns, self._state):
-                if arrays[i] is not None and not arrays[i].flags.writeable:
+                array = arrays[i]
+                if array is not None and not array.flags.writeable:
                     raise ValueError(f"state[{i}][{column!r}] must be writable")
             if grad is None:
                 continue
