@@ -101,8 +101,8 @@ def test_native_loop_matches_the_python_loop(optimizer, options, model_class, ta
     (LinearRegression, "linear"), (LogisticRegression, "binary")])
 def test_native_loop_with_orders_drawn_ahead_matches_the_python_loop(model_class, target,
                                                                    capsys):
-    # From 65,536 rows a second thread draws each epoch's shuffle while the epoch before
-    # trains, in chunks the two threads share; the batches must be the Python loop's.
+    # From 65,536 rows a second thread draws each epoch's shuffle (and gathers its targets)
+    # while the epoch before trains; the batches must be the Python loop's.
     pytest.importorskip("fastdescent._core")
     X, y = linear_data(n=70_001, noise=0.3)
     if target == "binary":

@@ -44,7 +44,7 @@ constexpr int kColumns = static_cast<int>(std::size(Kind::columns));
 template <class T>
 struct StoredOrder {
   const T* y;
-  train::Rows<std::uint32_t, T> rows(std::int64_t, std::int64_t) const { return {nullptr, y}; }
+  train::Rows<std::uint32_t, T> rows(std::int64_t) const { return {nullptr, y}; }
   void release(std::int64_t) const {}
 };
 
@@ -131,8 +131,7 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
     auto run_epochs = [&](auto&& orders) {
       for (std::int64_t e = 0; e < s.epochs; ++e) {
         const double* epoch_lrs = lrs ? lrs + e * batches : nullptr;
-        auto rows = [&](std::int64_t count) { return orders.rows(e, count); };
-        loss_out[e] = train::run_epoch(p, rows, s.batch_size, s.threads, [&](std::int64_t batch) {
+        loss_out[e] = train::run_epoch(p, orders.rows(e), s.batch_size, s.threads, [&](std::int64_t batch) {
           for (int i = 0; i < 2; ++i) {
             options[i] = base;
             if (epoch_lrs) options[i].lr = epoch_lrs[batch];

@@ -176,16 +176,14 @@ double penalty(const Problem<T>& p) {
 }
 
 // One epoch: for each mini-batch of `batch_size` rows (the last one may be smaller) the
-// gradient, then update(batch) (the optimizer's kernel over W and b). rows(count) gives the
-// epoch's order (null: the rows in their stored order) and the targets in that order (a
-// Rows), at least their first `count` positions final; it is asked before each batch for
-// the positions that batch reads and prefetches. The rows of a batch are split across up to `threads` threads (each sums its
+// gradient, then update(batch) (the optimizer's kernel over W and b), the rows taken in
+// `rows.order` (null: their stored order) with their targets `rows.y` in that order. The rows of a batch are split across up to `threads` threads (each sums its
 // share; one thread adds the shares and runs the update between two barriers). Returns the
 // mean of the rows' losses over the epoch, each taken before its batch's update, plus the
 // penalty at the end of the epoch.
-template <class T, class Rows, class Update>
-double run_epoch(const Problem<T>& p, Rows&& rows, std::int64_t batch_size, int threads,
-                 Update&& update) {
+template <class T, class Index, class Update>
+double run_epoch(const Problem<T>& p, const Rows<Index, T>& rows, std::int64_t batch_size,
+                 int threads, Update&& update) {
   // Fewer than 64 rows per thread: a barrier costs more than the rows.
   threads = static_cast<int>(std::max<std::int64_t>(
       1, std::min<std::int64_t>(threads, batch_size / 64)));
@@ -193,10 +191,6 @@ double run_epoch(const Problem<T>& p, Rows&& rows, std::int64_t batch_size, int 
   std::vector<T> partials(static_cast<std::size_t>(m * threads));
   std::vector<double> losses(static_cast<std::size_t>(threads), 0.0);
   const std::int64_t batches = (p.n + batch_size - 1) / batch_size;
-  auto positions_read = [&](std::int64_t batch) {
-    return std::min(p.n, (batch + 1) * batch_size + kPrefetchFar);
-  };
-  auto order = rows(positions_read(0));
   auto share = [&](std::int64_t batch, int t, int parts, std::int64_t& lo, std::int64_t& hi) {
     const std::int64_t begin = batch * batch_size;
     const std::int64_t count = std::min(p.n, begin + batch_size) - begin;
@@ -211,11 +205,10 @@ double run_epoch(const Problem<T>& p, Rows&& rows, std::int64_t batch_size, int 
     for (std::int64_t batch = 0; batch < batches; ++batch) {
       share(batch, t, parts, lo, hi);
       std::fill(gW, gW + m, T(0));
-      losses[t] += accumulate_rows(p, order.order, order.y, lo, hi, gW, gb, z.data());
+      losses[t] += accumulate_rows(p, rows.order, rows.y, lo, hi, gW, gb, z.data());
       if (parts == 1) {
         finish_gradient(p, partials.data(), 1, hi - lo);
         update(batch);
-        if (batch + 1 < batches) order = rows(positions_read(batch + 1));
         continue;
       }
 #if defined(FASTDESCENT_OPENMP)
@@ -224,7 +217,6 @@ double run_epoch(const Problem<T>& p, Rows&& rows, std::int64_t batch_size, int 
         const std::int64_t begin = batch * batch_size;
         finish_gradient(p, partials.data(), parts, std::min(p.n, begin + batch_size) - begin);
         update(batch);
-        if (batch + 1 < batches) order = rows(positions_read(batch + 1));
       }
 #pragma omp barrier
 #endif
