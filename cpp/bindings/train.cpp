@@ -40,6 +40,14 @@ py::array_t<T, py::array::c_style> checked(py::handle object, const char* name,
 template <class Kind>
 constexpr int kColumns = static_cast<int>(std::size(Kind::columns));
 
+// The rows in their stored order, every epoch (shuffle=False).
+template <class T>
+struct StoredOrder {
+  const T* y;
+  train::Rows<std::uint32_t, T> rows(std::int64_t) const { return {nullptr, y}; }
+  void release(std::int64_t) const {}
+};
+
 struct Settings {
   train::Loss loss;
   int k;
@@ -104,7 +112,6 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
 
   train::Problem<T> p;
   p.X = Xd;
-  p.y = yd;
   p.n = n;
   p.f = f;
   p.k = s.k;
@@ -121,11 +128,10 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
   {
     py::gil_scoped_release release;
     typename Kind::Options options[2] = {base, base};
-    auto run = [&](auto* order) {
+    auto run_epochs = [&](auto&& orders) {
       for (std::int64_t e = 0; e < s.epochs; ++e) {
-        if (order) train::shuffled_order(order, n, s.seed, s.first_epoch + e);
         const double* epoch_lrs = lrs ? lrs + e * batches : nullptr;
-        loss_out[e] = train::run_epoch(p, order, s.batch_size, s.threads, [&](std::int64_t batch) {
+        loss_out[e] = train::run_epoch(p, orders.rows(e), s.batch_size, s.threads, [&](std::int64_t batch) {
           for (int i = 0; i < 2; ++i) {
             options[i] = base;
             if (epoch_lrs) options[i].lr = epoch_lrs[batch];
@@ -135,16 +141,20 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
           ++step_counts[0];
           ++step_counts[1];
         });
+        orders.release(e);
       }
     };
+    // Shuffled orders are drawn on a second thread ahead of the epochs that read them;
+    // below a few thousand rows a thread costs more than the drawing.
+    const bool background = n >= (1 << 16);
     if (!s.shuffle) {
-      run(static_cast<std::uint32_t*>(nullptr));
+      run_epochs(StoredOrder<T>{yd});
     } else if (n <= std::int64_t(std::numeric_limits<std::uint32_t>::max())) {
-      std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
-      run(order.data());
+      run_epochs(train::EpochOrders<std::uint32_t, T>(yd, n, s.seed, s.first_epoch, s.epochs,
+                                                      background));
     } else {
-      std::vector<std::int64_t> order(static_cast<std::size_t>(n));
-      run(order.data());
+      run_epochs(train::EpochOrders<std::int64_t, T>(yd, n, s.seed, s.first_epoch, s.epochs,
+                                                     background));
     }
   }
   return losses;
@@ -161,12 +171,6 @@ py::array_t<double> fit_kind(py::array X, py::array y, py::list params, py::list
     return fit_typed<Kind, double>(X, y, params, state, steps, options, s, lrs);
   }
   throw py::type_error("X must have dtype float32 or float64");
-}
-
-std::vector<std::uint32_t> permutation(std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
-  std::vector<std::uint32_t> order(static_cast<std::size_t>(n));
-  train::shuffled_order(order.data(), n, seed, epoch);
-  return order;
 }
 
 }  // namespace
@@ -209,10 +213,13 @@ void register_training(py::module_& m) {
       "permutation",
       [](std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
         if (n < 0 || n > std::int64_t(std::numeric_limits<std::uint32_t>::max())) throw py::value_error("n out of range");
-        auto order = permutation(n, seed, epoch);
-        py::array_t<std::uint32_t> out(n);
-        std::copy(order.begin(), order.end(), out.mutable_data());
-        return out;
+        py::array_t<std::uint32_t> order(n);
+        std::uint32_t* data = order.mutable_data();
+        {
+          py::gil_scoped_release release;
+          train::shuffled_order(data, n, seed, epoch);
+        }
+        return order;
       },
       "n"_a, "seed"_a, "epoch"_a, "The shuffled order fit_linear uses for (seed, epoch).");
 }

@@ -16,8 +16,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <random>
 #include <vector>
+
+#include "shuffle.hpp"
 
 #if defined(FASTDESCENT_OPENMP)
 #include <omp.h>
@@ -30,7 +31,6 @@ enum class Loss : int { squared = 0, logistic = 1, softmax = 2 };
 template <class T>
 struct Problem {
   const T* X = nullptr;  // n rows of f features, row-major
-  const T* y = nullptr;  // targets; class indices (as T) for softmax
   std::int64_t n = 0, f = 0;
   int k = 1;             // outputs: 1, or the number of classes for softmax
   Loss loss = Loss::squared;
@@ -81,28 +81,20 @@ inline void prefetch_row(const T* row, std::int64_t f) {
 #endif
 }
 
-// Rows in random order are latency bound: a row's lines (and its target) are asked for
-// into L2 kPrefetchFar rows ahead and into L1 kPrefetchNear rows ahead. Asking for all of
+// Rows in random order are latency bound: a row's lines are asked for into L2 kPrefetchFar
+// rows ahead and into L1 kPrefetchNear rows ahead. Asking for all of
 // them into L1 at once overflows the L1 miss buffers and stalls the loop on the prefetches
 // (a C++ microbenchmark of one shuffled epoch on a shared 2-vCPU EPYC: 16 rows into L1
 // about 15% slower than 6 into L1 and 24 into L2, in 5 of 6 interleaved rounds).
 inline constexpr std::int64_t kPrefetchNear = 6;
 inline constexpr std::int64_t kPrefetchFar = 24;
 
-template <int Locality, class T>
-inline void prefetch_sample(const Problem<T>& p, std::int64_t row) {
-  prefetch_row<Locality>(p.X + row * p.f, p.f);
-#if defined(__GNUC__)
-  __builtin_prefetch(p.y + row, 0, Locality);
-#endif
-}
-
 // Adds the gradient of the summed loss over rows order[begin..end) (identity order when
-// null) to gW and gb (k * f and k elements); returns the sum of the rows' losses. `z` is
-// scratch of k elements.
+// null), whose targets are y[begin..end), to gW and gb (k * f and k elements); returns the
+// sum of the rows' losses. `z` is scratch of k elements.
 template <class T, class Index>
-double accumulate_rows(const Problem<T>& p, const Index* order, std::int64_t begin,
-                       std::int64_t end, T* gW, T* gb, T* z) {
+double accumulate_rows(const Problem<T>& p, const Index* order, const T* y_in_order,
+                       std::int64_t begin, std::int64_t end, T* gW, T* gb, T* z) {
   const std::int64_t f = p.f;
   const int k = p.k;
   double loss = 0;
@@ -112,12 +104,11 @@ double accumulate_rows(const Problem<T>& p, const Index* order, std::int64_t beg
   for (std::int64_t i = begin; i < end; ++i) {
     // Ahead across the end of the batch too: the rows stream in over the optimizer's step.
     if (order) {
-      if (i + kPrefetchFar < p.n) prefetch_sample<1>(p, row_of(i + kPrefetchFar));
-      if (i + kPrefetchNear < p.n) prefetch_sample<3>(p, row_of(i + kPrefetchNear));
+      if (i + kPrefetchFar < p.n) prefetch_row<1>(p.X + row_of(i + kPrefetchFar) * f, f);
+      if (i + kPrefetchNear < p.n) prefetch_row<3>(p.X + row_of(i + kPrefetchNear) * f, f);
     }
-    const std::int64_t r = row_of(i);
-    const T* x = p.X + r * f;
-    const T y = p.y[r];
+    const T* x = p.X + row_of(i) * f;
+    const T y = y_in_order[i];
     if (p.loss == Loss::squared) {
       const T residual = dot(x, p.W, f) + p.b[0] - y;
       loss += double(residual) * double(residual);
@@ -175,24 +166,6 @@ void finish_gradient(const Problem<T>& p, const T* partials, int parts, std::int
   }
 }
 
-// A seeded Fisher-Yates shuffle of 0..n-1 into `order`, the same for a given (seed, epoch)
-// however the epochs are split between calls.
-template <class Index>
-void shuffled_order(Index* order, std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
-  std::seed_seq sequence{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                         static_cast<std::uint32_t>(epoch),
-                         static_cast<std::uint32_t>(static_cast<std::uint64_t>(epoch) >> 32)};
-  std::mt19937_64 random(sequence);
-  for (std::int64_t i = 0; i < n; ++i) order[i] = static_cast<Index>(i);
-  for (std::int64_t i = n - 1; i > 0; --i) {
-    // j uniform on [0, i] by a 64 x 64 -> 128-bit multiply (Lemire, without the rejection
-    // step: the bias is below 2^-40 for any n that fits in memory).
-    const std::uint64_t j = static_cast<std::uint64_t>(
-        (static_cast<unsigned __int128>(random()) * static_cast<std::uint64_t>(i + 1)) >> 64);
-    std::swap(order[i], order[j]);
-  }
-}
-
 // The penalty term alpha/2 |W|^2.
 template <class T>
 double penalty(const Problem<T>& p) {
@@ -203,12 +176,13 @@ double penalty(const Problem<T>& p) {
 }
 
 // One epoch: for each mini-batch of `batch_size` rows (the last one may be smaller) the
-// gradient, then update(batch) (the optimizer's kernel over W and b). The rows of a batch
-// are split across up to `threads` threads (each sums its share; one thread adds the shares
-// and runs the update between two barriers). Returns the mean of the rows' losses over the
-// epoch, each taken before its batch's update, plus the penalty at the end of the epoch.
+// gradient, then update(batch) (the optimizer's kernel over W and b), the rows taken in
+// `rows.order` (null: their stored order) with their targets `rows.y` in that order. The rows of a batch are split across up to `threads` threads (each sums its
+// share; one thread adds the shares and runs the update between two barriers). Returns the
+// mean of the rows' losses over the epoch, each taken before its batch's update, plus the
+// penalty at the end of the epoch.
 template <class T, class Index, class Update>
-double run_epoch(const Problem<T>& p, const Index* order, std::int64_t batch_size,
+double run_epoch(const Problem<T>& p, const Rows<Index, T>& rows, std::int64_t batch_size,
                  int threads, Update&& update) {
   // Fewer than 64 rows per thread: a barrier costs more than the rows.
   threads = static_cast<int>(std::max<std::int64_t>(
@@ -219,9 +193,9 @@ double run_epoch(const Problem<T>& p, const Index* order, std::int64_t batch_siz
   const std::int64_t batches = (p.n + batch_size - 1) / batch_size;
   auto share = [&](std::int64_t batch, int t, int parts, std::int64_t& lo, std::int64_t& hi) {
     const std::int64_t begin = batch * batch_size;
-    const std::int64_t rows = std::min(p.n, begin + batch_size) - begin;
-    lo = begin + rows * t / parts;
-    hi = begin + rows * (t + 1) / parts;
+    const std::int64_t count = std::min(p.n, begin + batch_size) - begin;
+    lo = begin + count * t / parts;
+    hi = begin + count * (t + 1) / parts;
   };
   auto body = [&](int t, int parts) {
     std::vector<T> z(static_cast<std::size_t>(p.k));
@@ -231,7 +205,7 @@ double run_epoch(const Problem<T>& p, const Index* order, std::int64_t batch_siz
     for (std::int64_t batch = 0; batch < batches; ++batch) {
       share(batch, t, parts, lo, hi);
       std::fill(gW, gW + m, T(0));
-      losses[t] += accumulate_rows(p, order, lo, hi, gW, gb, z.data());
+      losses[t] += accumulate_rows(p, rows.order, rows.y, lo, hi, gW, gb, z.data());
       if (parts == 1) {
         finish_gradient(p, partials.data(), 1, hi - lo);
         update(batch);
