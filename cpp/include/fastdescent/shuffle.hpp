@@ -15,7 +15,20 @@
 #include <system_error>
 #include <thread>
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>  // __umulh
+#endif
+
 namespace fastdescent::train {
+
+// The high 64 bits of a 64 x 64-bit product (MSVC has no 128-bit integer type).
+inline std::uint64_t multiply_high(std::uint64_t a, std::uint64_t b) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  return __umulh(a, b);
+#else
+  return static_cast<std::uint64_t>((static_cast<unsigned __int128>(a) * b) >> 64);
+#endif
+}
 
 // The seeded order of (seed, epoch): a Fisher-Yates shuffle of 0..n-1 (step i swaps
 // position i with one drawn uniformly from [i, n)).
@@ -30,8 +43,7 @@ void shuffled_order(Index* order, std::int64_t n, std::uint64_t seed, std::int64
     // Uniform on [i, n) by a 64 x 64 -> 128-bit multiply (Lemire, without the rejection
     // step: the bias is below 2^-40 for any n that fits in memory).
     const std::uint64_t span = static_cast<std::uint64_t>(n - i);
-    const std::int64_t j = i + static_cast<std::int64_t>(
-        (static_cast<unsigned __int128>(random()) * span) >> 64);
+    const std::int64_t j = i + static_cast<std::int64_t>(multiply_high(random(), span));
     std::swap(order[i], order[j]);
   }
 }
