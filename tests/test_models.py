@@ -70,6 +70,17 @@ def test_predict_is_the_hand_computation():
     np.testing.assert_allclose(model.predict(X_new), expected, rtol=1e-12)
 
 
+def fit_native_and_python(model_class, kwargs, X, y):
+    """The same fit by the native loop (cpp) and the Python loop (numpy): equal to 1e-9."""
+    native = model_class(backend="cpp", **kwargs).fit(X, y)
+    python = model_class(backend="numpy", **kwargs).fit(X, y)
+    assert native.native_ and not python.native_
+    np.testing.assert_allclose(native.coef_, python.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(native.intercept_, python.intercept_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(native.loss_curve_, python.loss_curve_, rtol=1e-9)
+    return native, python
+
+
 @pytest.mark.parametrize("optimizer,options", [
     (fd.SGD, {}), (fd.SGD, {"momentum": 0.9}), (fd.Adagrad, {"lr_decay": 0.01}),
     (fd.RMSprop, {"momentum": 0.5}), (fd.Adam, {"amsgrad": True}), (fd.AdamW, {}),
@@ -86,12 +97,7 @@ def test_native_loop_matches_the_python_loop(optimizer, options, model_class, ta
         y = np.digitize(X[:, 0], [-0.5, 0.5])
     kwargs = dict(optimizer=optimizer, optimizer_options=options, lr=0.01, epochs=4,
                   batch_size=20, shuffle=shuffle, random_state=3, alpha=0.01)
-    native = model_class(backend="cpp", **kwargs).fit(X, y)
-    python = model_class(backend="numpy", **kwargs).fit(X, y)
-    assert native.native_ and not python.native_
-    np.testing.assert_allclose(native.coef_, python.coef_, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(native.intercept_, python.intercept_, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(native.loss_curve_, python.loss_curve_, rtol=1e-9)
+    native, python = fit_native_and_python(model_class, kwargs, X, y)
     for a, b in zip(native.optimizer_.state.values(), python.optimizer_.state.values()):
         for key in a:
             np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
@@ -109,12 +115,7 @@ def test_native_loop_with_orders_drawn_ahead_matches_the_python_loop(model_class
         y = (y > 0.5).astype(int)
     kwargs = dict(optimizer=fd.SGD, optimizer_options={"momentum": 0.9}, lr=0.01, epochs=3,
                   batch_size=256, random_state=11)
-    native = model_class(backend="cpp", **kwargs).fit(X, y)
-    python = model_class(backend="numpy", **kwargs).fit(X, y)
-    assert native.native_ and not python.native_
-    np.testing.assert_allclose(native.coef_, python.coef_, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(native.intercept_, python.intercept_, rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(native.loss_curve_, python.loss_curve_, rtol=1e-9)
+    native, python = fit_native_and_python(model_class, kwargs, X, y)
     # One native call per epoch (verbose) draws each order alone: the same fit, bit for bit.
     per_epoch = model_class(backend="cpp", verbose=True, **kwargs).fit(X, y)
     assert capsys.readouterr().err.count("epoch") == 3
