@@ -103,13 +103,17 @@ def test_native_loop_matches_the_python_loop(optimizer, options, model_class, ta
             np.testing.assert_allclose(a[key], b[key], rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("model_class,target", [
     (LinearRegression, "linear"), (LogisticRegression, "binary")])
 def test_native_loop_with_orders_drawn_ahead_matches_the_python_loop(model_class, target,
-                                                                   capsys):
-    # From 65,536 rows a second thread draws each epoch's shuffle (and gathers its targets)
-    # while the epoch before trains; the batches must be the Python loop's.
+                                                                   threads, capsys,
+                                                                   restore_threads):
+    # From 65,536 rows, with two threads allowed, a second thread draws each epoch's shuffle
+    # (and gathers its targets) while the epoch before trains; with one, the loop draws them
+    # itself. Either way the batches must be the Python loop's.
     pytest.importorskip("fastdescent._core")
+    fd.set_num_threads(threads)
     X, y = linear_data(n=70_001, noise=0.3)
     if target == "binary":
         y = (y > 0.5).astype(int)

@@ -16,6 +16,7 @@
 
 #include "kinds.hpp"
 #include "register.hpp"
+#include "tensor_list.hpp"
 
 namespace fastdescent::bindings {
 
@@ -144,9 +145,10 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
         orders.release(e);
       }
     };
-    // Shuffled orders are drawn on a second thread ahead of the epochs that read them;
-    // below a few thousand rows a thread costs more than the drawing.
-    const bool background = n >= (1 << 16);
+    // Shuffled orders are drawn on a second thread ahead of the epochs that read them, when
+    // fd.set_num_threads allows two; below a few thousand rows a thread costs more than the
+    // drawing.
+    const bool background = n >= (1 << 16) && max_threads() >= 2;
     if (!s.shuffle) {
       run_epochs(StoredOrder<T>{yd});
     } else if (n <= std::int64_t(std::numeric_limits<std::uint32_t>::max())) {

@@ -14,6 +14,12 @@ intercept is not penalized); its gradient is the mean of the rows' gradients plu
 ``loss_curve_[e]`` is the mean loss of epoch ``e``'s rows, each taken just before its batch's
 update (as scikit-learn's ``MLPRegressor.loss_curve_``), plus the penalty at the epoch's end:
 no extra pass over the data.
+
+Threads: the native loop computes each batch on one thread. When ``fd.set_num_threads``
+allows two or more and the data has 65,536 rows or more, a second thread draws each epoch's
+shuffle (and gathers its targets) while the epoch before trains; ``fd.set_num_threads(1)``
+keeps the whole fit on one thread. The fit is the same, bit for bit, either way: each
+epoch's order is a function of ``(random_state, epoch)`` alone.
 """
 
 from __future__ import annotations
