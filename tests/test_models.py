@@ -127,6 +127,79 @@ def test_native_loop_with_orders_drawn_ahead_matches_the_python_loop(model_class
     assert per_epoch.loss_curve_ == native.loss_curve_
 
 
+@pytest.mark.parametrize("features", [37, 60, 600])
+@pytest.mark.parametrize("model_class,target", [
+    (LinearRegression, "linear"), (LogisticRegression, "binary"),
+    (LogisticRegression, "multinomial")])
+def test_native_loop_matches_the_python_loop_on_wide_rows(model_class, target, features):
+    # The native loop copies shuffled rows into a buffer of 16 KiB at a time (here 55 or 34
+    # rows of 37 or 60 features, so a batch of 100 rows spans two or three copies) and reads
+    # rows of 4 KiB or more (600 float64 features) in place; gW is summed a block of columns
+    # at a time (float64 at avx2: 37 = 32 + 5 single columns, 60 = 32 + 16 + 8 + 4).
+    rng = np.random.default_rng(features)
+    X = rng.normal(size=(301, features))
+    y = X @ rng.normal(size=features) / np.sqrt(features) + 0.3 * rng.normal(size=301)
+    if target == "binary":
+        y = (y > 0).astype(int)
+    elif target == "multinomial":
+        y = np.digitize(X[:, 0], [-0.5, 0.5])
+    kwargs = dict(optimizer=fd.Adam, lr=0.01, epochs=3, batch_size=100, random_state=5,
+                  alpha=0.01)
+    fit_native_and_python(model_class, kwargs, X, y)
+
+
+def _simd_levels():
+    try:
+        from fastdescent import _core
+    except ImportError:
+        return []
+    return _core.supported_simd_levels()
+
+
+@pytest.mark.parametrize("level", _simd_levels())
+def test_native_loop_matches_the_python_loop_at_every_simd_level(level):
+    # The batch gradient is compiled once per SIMD level (its column blocks are as wide as
+    # that level's registers): each level this CPU runs must give the Python loop's fit.
+    from fastdescent import _core
+
+    before = _core.simd_level()
+    _core.set_simd_level(level)
+    try:
+        assert _core.simd_level() == level
+        rng = np.random.default_rng(1)
+        X = rng.normal(size=(203, 61))
+        y = np.digitize(X[:, 0], [-0.5, 0.5])
+        kwargs = dict(optimizer=fd.SGD, optimizer_options={"momentum": 0.9}, lr=0.01,
+                      epochs=2, batch_size=64, random_state=2)
+        fit_native_and_python(LogisticRegression, kwargs, X, y)
+        fit_native_and_python(LinearRegression, kwargs, X, X[:, 1] - X[:, 2])
+    finally:
+        _core.set_simd_level(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nonfinite_X_is_refused_before_the_fit_changes_anything(backend, threads, shuffle,
+                                                                bad, restore_threads):
+    # The native loop scans X while a second thread draws the first epoch's order (from
+    # 65,536 rows with two threads allowed); the Python loop scans it first. Either way the
+    # fit raises before training, and a fitted model keeps what it had.
+    fd.set_num_threads(threads)
+    X, y = linear_data(n=70_001)
+    model = LinearRegression(epochs=1, batch_size=256, shuffle=shuffle, random_state=0,
+                             backend=backend).fit(X, y)
+    coef, intercept, curve = model.coef_.copy(), model.intercept_, list(model.loss_curve_)
+    X_bad = X.copy()
+    X_bad[-1, -1] = bad
+    with pytest.raises(ValueError, match="X holds NaN or infinity"):
+        model.fit(X_bad, y)
+    np.testing.assert_array_equal(model.coef_, coef)
+    assert model.intercept_ == intercept and model.loss_curve_ == curve
+    with pytest.raises(ValueError, match="X holds NaN or infinity"):
+        LogisticRegression(epochs=1, shuffle=shuffle, backend=backend).fit(X_bad, y > 0.7)
+
+
 def test_native_shuffle_is_a_uniform_seeded_permutation():
     core = pytest.importorskip("fastdescent._core")
     order = core.permutation(100_003, 7, 2)

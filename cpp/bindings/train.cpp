@@ -57,7 +57,16 @@ struct Settings {
   bool shuffle;
   std::uint64_t seed;
   int threads;
+  bool check_finite;
 };
+
+// Whether X's n * f values are all finite, by the kernel table's scan.
+template <class T>
+bool all_finite(const T* X, std::int64_t count) {
+  Slot<T> slot{count, 0, {}};
+  slot.data[0] = const_cast<T*>(X);  // read only
+  return active_set<T>().first_nonfinite(&slot, 1) < 0;
+}
 
 template <class Kind, class T>
 py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, py::list state,
@@ -126,13 +135,18 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
   py::array_t<double> losses(s.epochs);
   double* loss_out = losses.mutable_data();
   const auto kernel = Kind::template kernel<T>(active_set<T>());
+  const auto rows_gradient = active_set<T>().rows_gradient;
   {
     py::gil_scoped_release release;
     typename Kind::Options options[2] = {base, base};
     auto run_epochs = [&](auto&& orders) {
+      // While the helper draws the first epoch's order: NaN or infinity in X stops the fit
+      // before anything is changed.
+      if (s.check_finite && !all_finite(Xd, n * f)) throw py::value_error("X holds NaN or infinity");
       for (std::int64_t e = 0; e < s.epochs; ++e) {
         const double* epoch_lrs = lrs ? lrs + e * batches : nullptr;
-        loss_out[e] = train::run_epoch(p, orders.rows(e), s.batch_size, s.threads, [&](std::int64_t batch) {
+        loss_out[e] = train::run_epoch(p, orders.rows(e), s.batch_size, s.threads, rows_gradient,
+                                      [&](std::int64_t batch) {
           for (int i = 0; i < 2; ++i) {
             options[i] = base;
             if (epoch_lrs) options[i].lr = epoch_lrs[batch];
@@ -185,7 +199,7 @@ void register_training(py::module_& m) {
          py::array_t<std::int64_t, py::array::c_style> steps, py::dict options,
          const std::string& loss, int k, double alpha, std::int64_t batch_size,
          std::int64_t epochs, std::int64_t first_epoch, bool shuffle, std::uint64_t seed,
-         int threads, py::object lrs) {
+         int threads, py::object lrs, bool check_finite) {
         Settings s{};
         if (loss == "squared") s.loss = train::Loss::squared;
         else if (loss == "logistic") s.loss = train::Loss::logistic;
@@ -199,6 +213,7 @@ void register_training(py::module_& m) {
         s.shuffle = shuffle;
         s.seed = seed;
         s.threads = threads;
+        s.check_finite = check_finite;
         if (epochs < 0) throw py::value_error("epochs must be >= 0");
         if (kind == "sgd") return fit_kind<SGDTraits>(X, y, params, state, steps, options, s, lrs);
         if (kind == "adagrad") return fit_kind<AdagradTraits>(X, y, params, state, steps, options, s, lrs);
@@ -208,9 +223,10 @@ void register_training(py::module_& m) {
       },
       "kind"_a, "X"_a, "y"_a, "params"_a, "state"_a, "steps"_a, "options"_a, "loss"_a, "k"_a,
       "alpha"_a, "batch_size"_a, "epochs"_a, "first_epoch"_a, "shuffle"_a, "seed"_a,
-      "threads"_a = 1, "lrs"_a = py::none(),
+      "threads"_a = 1, "lrs"_a = py::none(), "check_finite"_a = false,
       "Run `epochs` epochs of mini-batch descent on a linear model with an optimizer's kernel "
-      "(see fastdescent.models); returns the mean loss of each epoch.");
+      "(see fastdescent.models); returns the mean loss of each epoch. With check_finite, "
+      "first raises ValueError if X holds NaN or infinity (nothing is changed then).");
   m.def(
       "permutation",
       [](std::int64_t n, std::uint64_t seed, std::int64_t epoch) {

@@ -4,6 +4,7 @@
 #include <fastdescent/adagrad.hpp>
 #include <fastdescent/adam.hpp>
 #include <fastdescent/finite.hpp>
+#include <fastdescent/gradient.hpp>
 #include <fastdescent/kernel_table.hpp>
 #include <fastdescent/rmsprop.hpp>
 #include <fastdescent/sgd.hpp>
@@ -57,6 +58,7 @@ KernelSet<T> make_set() {
   set.sum_of_squares = &sum_of_squares<T>;
   set.row_mean = &row_mean<T>;
   set.first_nonfinite = &first_nonfinite<T>;
+  set.rows_gradient = &train::rows_gradient<T>;
   fill_stream<T, false>(set.stream, std::make_integer_sequence<int, kMaxArrays>{});
   fill_stream<T, true>(set.stream_sqrt_div, std::make_integer_sequence<int, kMaxArrays>{});
   return set;

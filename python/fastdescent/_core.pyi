@@ -90,9 +90,10 @@ def fit_linear(kind: str, X: npt.NDArray[Any], y: npt.NDArray[Any],
                params: list[npt.NDArray[Any]], state: list[Any], steps: _Steps,
                options: dict[str, Any], loss: str, k: _Int, alpha: _Float, batch_size: _Int,
                epochs: _Int, first_epoch: _Int, shuffle: bool, seed: _Int, threads: _Int = 1,
-               lrs: Any = None) -> npt.NDArray[np.float64]:
+               lrs: Any = None, check_finite: bool = False) -> npt.NDArray[np.float64]:
     """Run `epochs` epochs of mini-batch descent on a linear model with an optimizer's kernel
-    (see fastdescent.models); returns the mean loss of each epoch."""
+    (see fastdescent.models); returns the mean loss of each epoch. With check_finite, first
+    raises ValueError if X holds NaN or infinity (nothing is changed then)."""
 
 def permutation(n: _Int, seed: _Int, epoch: _Int) -> npt.NDArray[np.uint32]:
     """The shuffled order fit_linear uses for (seed, epoch)."""

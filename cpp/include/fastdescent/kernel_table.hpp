@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "float16.hpp"
+#include "gradient.hpp"
 #include "options.hpp"
 #include "slot.hpp"
 
@@ -38,6 +39,9 @@ struct KernelSet {
                    int max_threads);
   // Index of the first slot whose data[0] holds NaN or infinity, or -1.
   std::int64_t (*first_nonfinite)(const Slot<T>* slots, std::size_t slot_count);
+  // The epoch loop's gradient over rows in order (gradient.hpp's rows_gradient).
+  double (*rows_gradient)(const train::Problem<T>& p, const T* rows, const T* y,
+                          std::int64_t count, T* gW, T* gb, T* dz);
   // stream[arrays - 1][written]: the bandwidth probe for that access pattern.
   void (*stream[kMaxArrays][kMaxArrays + 1])(const Slot<T>* slots, std::size_t slot_count,
                                              int max_threads);

@@ -68,7 +68,10 @@ def _column_y_warning() -> type[Warning]:
     return UserWarning if exceptions is None else exceptions.DataConversionWarning
 
 
-def _check_X(X, name: str = "X") -> np.ndarray:
+def _check_X(X, name: str = "X", finite: bool = True) -> np.ndarray:
+    """X as a C-contiguous float32 or float64 array; ``finite=False`` leaves the scan for
+    NaN and infinity to the caller (the fit does it natively, while the first shuffle is
+    drawn)."""
     if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
         raise TypeError(f"{name} must be a dense array; sparse matrices are not supported")
     try:
@@ -99,9 +102,14 @@ def _check_X(X, name: str = "X") -> np.ndarray:
     if array.dtype not in (np.float32, np.float64):
         array = array.astype(np.float64)
     array = np.ascontiguousarray(array)
+    if finite:
+        _check_finite_X(array, name)
+    return array
+
+
+def _check_finite_X(array: np.ndarray, name: str = "X") -> None:
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinity")
-    return array
 
 
 def _check_y(y, n: int, dtype, *, numeric: bool = True, owner: str = "the model") -> np.ndarray:
@@ -279,7 +287,9 @@ class LinearModel:
         return optimizer, lr, epochs, batch_size, bool(self.shuffle), float(alpha), options, seed
 
     def _fit_arrays(self, X: np.ndarray, y: np.ndarray, k: int):
-        """Train W (k, f) and b (k,) from zero; sets coef-independent fitted attributes."""
+        """Train W (k, f) and b (k,) from zero; sets coef-independent fitted attributes.
+        Raises ValueError before training if X holds NaN or infinity (``_check_X(X,
+        finite=False)`` leaves that to here)."""
         optimizer, lr, epochs, batch_size, shuffle, alpha, options, seed = \
             self._checked_settings()
         n, f = X.shape
@@ -293,11 +303,14 @@ class LinearModel:
         progress = Progress(epochs, unit="epoch") if self.verbose else None
         # One native call for the whole fit, or one per epoch to report progress.
         chunk = 1 if self.verbose else epochs
+        if not native:
+            _check_finite_X(X)
         for first in range(0, epochs, chunk):
             count = min(chunk, epochs - first)
             if native:
                 losses.extend(self._native_epochs(opt, X, y, W, b, k, alpha, batch, count,
-                                                  first, shuffle, seed, lr, batches))
+                                                  first, shuffle, seed, lr, batches,
+                                                  check_finite=first == 0))
             else:
                 for e in range(first, first + count):
                     losses.append(_python_epoch(self._loss, opt, X, y, W, b, alpha, batch,
@@ -314,7 +327,7 @@ class LinearModel:
         return self
 
     def _native_epochs(self, opt, X, y, W, b, k, alpha, batch, count, first, shuffle, seed,
-                       lr, batches):
+                       lr, batches, check_finite=False):
         kind, options, columns, steps = opt._native_binding()
         lrs = None
         if callable(lr):
@@ -327,7 +340,8 @@ class LinearModel:
         columns = [None if all(a is None for a in c) else c for c in columns]
         try:
             losses = _fit_linear(kind, X, y, [W, b], columns, steps, options, self._loss, k,
-                                 alpha, batch, count, first, shuffle, seed, 1, lrs)
+                                 alpha, batch, count, first, shuffle, seed, 1, lrs,
+                                 check_finite)
         finally:
             opt._native_stepped(int(steps[0]) - opt.step_count)
         return losses.tolist()

@@ -59,7 +59,7 @@ class LinearRegression(LinearModel):
 
     def fit(self, X, y):
         """Fit from zero weights; returns self."""
-        X = _check_X(X)
+        X = _check_X(X, finite=False)  # scanned by _fit_arrays
         y = _check_y(y, X.shape[0], X.dtype, owner=type(self).__name__)
         self._fit_arrays(X, y, 1)
         self.coef_ = self._W[0]

@@ -30,7 +30,7 @@ class LogisticRegression(LinearModel):
 
     def fit(self, X, y):
         """Fit from zero weights; returns self."""
-        X = _check_X(X)
+        X = _check_X(X, finite=False)  # scanned by _fit_arrays
         labels = _check_y(y, X.shape[0], None, numeric=False, owner=type(self).__name__)
         if labels.dtype.kind == "f":
             if not np.isfinite(labels).all():
