@@ -159,18 +159,18 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
         orders.release(e);
       }
     };
-    // Shuffled orders are drawn on a second thread ahead of the epochs that read them, when
-    // fd.set_num_threads allows two; below a few thousand rows a thread costs more than the
-    // drawing.
+    // Shuffled orders are drawn on a second thread ahead of the epochs that read them, and
+    // the rows the loop reads next warmed in the caches, when fd.set_num_threads allows two;
+    // below a few thousand rows a thread costs more than the drawing.
     const bool background = n >= (1 << 16) && max_threads() >= 2;
     if (!s.shuffle) {
       run_epochs(StoredOrder<T>{yd});
     } else if (n <= std::int64_t(std::numeric_limits<std::uint32_t>::max())) {
       run_epochs(train::EpochOrders<std::uint32_t, T>(yd, n, s.seed, s.first_epoch, s.epochs,
-                                                      background));
+                                                      background, Xd, f));
     } else {
       run_epochs(train::EpochOrders<std::int64_t, T>(yd, n, s.seed, s.first_epoch, s.epochs,
-                                                     background));
+                                                     background, Xd, f));
     }
   }
   return losses;

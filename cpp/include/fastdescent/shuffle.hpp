@@ -15,6 +15,8 @@
 #include <system_error>
 #include <thread>
 
+#include "rows.hpp"
+
 #if defined(_MSC_VER) && !defined(__clang__)
 #include <intrin.h>  // __umulh
 #endif
@@ -74,13 +76,6 @@ void shuffled_order(Index* order, std::int64_t n, std::uint64_t seed, std::int64
   }
 }
 
-// An epoch's order and its targets in that order (y[i] is the target of row order[i]).
-template <class Index, class T>
-struct Rows {
-  const Index* order;
-  const T* y;
-};
-
 // The targets of the rows in `order` (n entries), in that order.
 template <class Index, class T>
 void targets_in_order(T* out, const T* y, const Index* order, std::int64_t n) {
@@ -96,22 +91,40 @@ void targets_in_order(T* out, const T* y, const Index* order, std::int64_t n) {
 // an epoch itself when it gets there first, and waits only when it reaches an epoch the
 // helper claimed and has not finished; no lock is held while drawing, so a helper the OS
 // does not schedule never blocks the loop's own draws.
+//
+// Given the rows X (f features each), the helper also warms the caches between draws: it
+// asks for the rows the loop will read next (kWarmBytes of them, from a little past where
+// the loop reports it is), so the loop's own copies find them in the caches the two cores
+// share rather than in memory. Only a hint: the loop never waits for it. Measured with a C++
+// harness of one shuffled epoch of 1,000,000 x 32 float64 rows on a shared 2-vCPU EPYC
+// (Zen 1), medians of 9 epochs: 66-77 ms alone, 50-53 ms warmed; with both cores busy with
+// other work, 85-110 ms alone and 72-91 ms warmed, the helper yielding whenever it is ahead
+// (spinning instead: 140-155 ms).
 template <class Index, class T>
 class EpochOrders {
  public:
   EpochOrders(const T* y, std::int64_t n, std::uint64_t seed, std::int64_t first_epoch,
-              std::int64_t epochs, bool background)
-      : y_(y), n_(n), seed_(seed), first_epoch_(first_epoch), epochs_(epochs) {
+              std::int64_t epochs, bool background, const T* X = nullptr, std::int64_t f = 0)
+      : y_(y), n_(n), seed_(seed), first_epoch_(first_epoch), epochs_(epochs), X_(X), f_(f) {
     // Not value-initialized: each buffer is written by its first shuffle, and the second's
     // pages are never touched in a one-epoch call.
     for (int b = 0; b < 2; ++b) {
       buffers_[b].reset(new Index[static_cast<std::size_t>(n)]);
       targets_[b].reset(new T[static_cast<std::size_t>(n)]);
       ready_[b].store(-1, std::memory_order_relaxed);
+      readers_[b].store(0, std::memory_order_relaxed);
+    }
+    if (X_ && f_ > 0) {
+      const std::int64_t row_bytes = f_ * static_cast<std::int64_t>(sizeof(T));
+      // Past the chunk being copied, the next one, and the loop's own prefetch distance.
+      warm_lead_ = 2 * gather_chunk(row_bytes) + kPrefetchRows;
+      warm_rows_ = std::max<std::int64_t>(kPrefetchRows, kWarmBytes / row_bytes);
+    } else {
+      X_ = nullptr;
     }
     if (background && epochs > 0) {
       try {
-        helper_ = std::thread([this] { draw_ahead(); });
+        helper_ = std::thread([this] { help(); });
       } catch (const std::system_error&) {
         // No thread to be had: the loop draws every order itself.
       }
@@ -124,7 +137,7 @@ class EpochOrders {
   ~EpochOrders() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_release);
     }
     released_.notify_one();
     if (helper_.joinable()) helper_.join();
@@ -137,19 +150,25 @@ class EpochOrders {
     } else {
       while (ready_[e % 2].load(std::memory_order_acquire) != e) std::this_thread::yield();
     }
-    return {buffers_[e % 2].get(), targets_[e % 2].get()};
+    progress_.store(0, std::memory_order_relaxed);
+    training_.store(e, std::memory_order_release);
+    return {buffers_[e % 2].get(), targets_[e % 2].get(), &progress_};
   }
 
   // The loop is done with epoch e's order: its buffer may take epoch e + 2's.
   void release(std::int64_t e) {
+    training_.store(-1, std::memory_order_release);
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      released_epochs_ = e + 1;
+      released_epochs_.store(e + 1, std::memory_order_release);
     }
     released_.notify_one();
   }
 
  private:
+  static constexpr std::int64_t kWarmBytes = 512 * 1024;  // rows kept warm ahead of the loop
+  static constexpr std::int64_t kWarmBatch = 16;          // rows asked for between checks
+
   // Whether this thread is the one to draw epoch e (claims go in epoch order).
   bool claim(std::int64_t e) {
     std::int64_t expected = e;
@@ -157,38 +176,87 @@ class EpochOrders {
   }
 
   void draw(std::int64_t e) {
-    Index* order = buffers_[e % 2].get();
+    const auto b = static_cast<std::size_t>(e % 2);
+    // The helper may be reading this buffer's old order to warm rows: mark it stale first,
+    // then wait for the reader to leave (seq_cst on both sides: one of the two sees the
+    // other).
+    ready_[b].store(-1, std::memory_order_seq_cst);
+    while (readers_[b].load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+    Index* order = buffers_[b].get();
     shuffled_order(order, n_, seed_, first_epoch_ + e);
-    targets_in_order(targets_[e % 2].get(), y_, order, n_);
-    ready_[e % 2].store(e, std::memory_order_release);
+    targets_in_order(targets_[b].get(), y_, order, n_);
+    ready_[b].store(e, std::memory_order_release);
   }
 
-  void draw_ahead() {
+  // The helper: draws the next epoch's order when its buffer is free, and otherwise warms
+  // the rows the loop reads next (or sleeps until a buffer is released, when not warming).
+  void help() {
+    std::int64_t warmed_epoch = -1, next = 0;
     for (;;) {
       const std::int64_t e = claimed_.load(std::memory_order_acquire);
-      if (e >= epochs_) return;
-      {
-        // Epoch e's buffer is free once the loop has released epoch e - 2.
-        std::unique_lock<std::mutex> lock(mutex_);
-        released_.wait(lock, [&] { return stop_ || released_epochs_ >= e - 1; });
-        if (stop_) return;
+      // Epoch e's buffer is free once the loop has released epoch e - 2.
+      if (e < epochs_ && released_epochs_.load(std::memory_order_acquire) >= e - 1) {
+        if (claim(e)) draw(e);
+        continue;
       }
-      if (claim(e)) draw(e);
+      if (stop_.load(std::memory_order_acquire)) return;
+      if (X_) {
+        if (!warm(warmed_epoch, next)) std::this_thread::yield();
+        continue;
+      }
+      if (e >= epochs_) return;
+      std::unique_lock<std::mutex> lock(mutex_);
+      released_.wait(lock, [&] {
+        return stop_.load(std::memory_order_relaxed) ||
+               released_epochs_.load(std::memory_order_relaxed) >= e - 1;
+      });
     }
+  }
+
+  // Asks for up to kWarmBatch rows of the epoch in training, from warm_lead_ rows past the
+  // loop to warm_rows_ beyond that; returns whether it asked for any.
+  bool warm(std::int64_t& warmed_epoch, std::int64_t& next) {
+    const std::int64_t t = training_.load(std::memory_order_acquire);
+    if (t < 0) return false;
+    const auto b = static_cast<std::size_t>(t % 2);
+    readers_[b].fetch_add(1, std::memory_order_seq_cst);
+    bool asked = false;
+    if (ready_[b].load(std::memory_order_seq_cst) == t) {
+      if (t != warmed_epoch) {
+        warmed_epoch = t;
+        next = 0;
+      }
+      const std::int64_t at = progress_.load(std::memory_order_relaxed);
+      next = std::max(next, at + warm_lead_);
+      const std::int64_t end = std::min({n_, at + warm_lead_ + warm_rows_, next + kWarmBatch});
+      const Index* order = buffers_[b].get();
+      for (; next < end; ++next) {
+        prefetch_row(X_ + static_cast<std::int64_t>(order[next]) * f_, f_);
+        asked = true;
+      }
+    }
+    readers_[b].fetch_sub(1, std::memory_order_release);
+    return asked;
   }
 
   const T* const y_;
   const std::int64_t n_;
   const std::uint64_t seed_;
   const std::int64_t first_epoch_, epochs_;
+  const T* X_;  // null: no warming
+  const std::int64_t f_;
+  std::int64_t warm_lead_ = 0, warm_rows_ = 0;
   std::unique_ptr<Index[]> buffers_[2];
   std::unique_ptr<T[]> targets_[2];
-  std::atomic<std::int64_t> ready_[2];  // the epoch whose order buffer b holds complete
+  std::atomic<std::int64_t> ready_[2];    // the epoch whose order buffer b holds complete
+  std::atomic<int> readers_[2];           // the helper reading buffer b to warm rows
   std::atomic<std::int64_t> claimed_{0};  // epochs below this are claimed
-  std::mutex mutex_;
+  std::atomic<std::int64_t> training_{-1};  // the epoch the loop is in, or -1
+  std::atomic<std::int64_t> progress_{0};   // the row the loop is at in that epoch
+  std::mutex mutex_;  // with released_: the helper's sleep when it has nothing to do
   std::condition_variable released_;
-  std::int64_t released_epochs_ = 0;  // epochs the loop is done with, under mutex_
-  bool stop_ = false;                 // under mutex_
+  std::atomic<std::int64_t> released_epochs_{0};  // epochs the loop is done with
+  std::atomic<bool> stop_{false};
   std::thread helper_;
 };
 

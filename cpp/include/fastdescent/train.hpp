@@ -5,12 +5,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "gradient.hpp"
+#include "rows.hpp"
 #include "shuffle.hpp"
 
 #if defined(FASTDESCENT_OPENMP)
@@ -19,74 +21,31 @@
 
 namespace fastdescent::train {
 
-// Asks for every cache line of a row into L1: one line every 64 bytes from its start, and
-// the line of its last byte (NumPy's large arrays start 16 bytes into a page, so a 256-byte
-// row spans 5 lines). Call it from a loop that does more than prefetch: gcc 12 deleted a
-// loop whose only effect was __builtin_prefetch (no prefetch instruction left in the object
-// code).
-template <class T>
-inline void prefetch_row(const T* row, std::int64_t f) {
-#if defined(__GNUC__)
-  const char* start = reinterpret_cast<const char*>(row);
-  const std::int64_t bytes = f * static_cast<std::int64_t>(sizeof(T));
-  for (std::int64_t offset = 0; offset < bytes; offset += 64) {
-    __builtin_prefetch(start + offset, 0, 3);
-  }
-  __builtin_prefetch(start + bytes - 1, 0, 3);
-#else
-  (void)row;
-  (void)f;
-#endif
-}
-
-// Rows in a random order are bound by memory latency, not bandwidth: what counts is how
-// many of their cache lines one core keeps in flight. A lean loop that only copies the rows
-// (gather_rows) keeps more in flight than the gradient loop reading them in place, whose
-// longer dependency chains fill the core's reorder window while a row is missed: so the
-// rows of a batch are first copied, kGatherBytes at a time, into a buffer that stays in L1,
-// then the gradient reads them in sequence. Rows are asked for kPrefetchRows ahead, across
-// batch ends. Rows of kGatherMaxRowBytes or more stream well on their own and are read in
-// place (the copy is then a cost, not a gain). Measured with a C++ harness of one shuffled
-// epoch on a shared 2-vCPU EPYC (Zen 1), medians of 11 epochs: 1,000,000 x 32 float64,
-// batch 256: 86-103 ms read in place with prefetch, 75-80 ms gathered (prefetch distance
-// 8 to 32 rows, buffers of 8 to 64 KiB, all within the noise; the copy loop alone 52 ms);
-// 250,000 x 128: 71 -> 64 ms; 62,500 x 512: 64 ms either way; 16,000 x 2048: copied,
-// 56 -> 74 ms.
-inline constexpr std::int64_t kPrefetchRows = 16;
-inline constexpr std::int64_t kGatherBytes = 16 * 1024;
-inline constexpr std::int64_t kGatherMaxRowBytes = 4096;
-
-// Copies rows order[begin..end) of X (f features each) to out, one after another.
-template <class T, class Index>
-void gather_rows(T* out, const T* X, std::int64_t n, std::int64_t f, const Index* order,
-                 std::int64_t begin, std::int64_t end) {
-  for (std::int64_t i = begin; i < end; ++i) {
-    if (i + kPrefetchRows < n) prefetch_row(X + static_cast<std::int64_t>(order[i + kPrefetchRows]) * f, f);
-    std::copy_n(X + static_cast<std::int64_t>(order[i]) * f, f, out + (i - begin) * f);
-  }
-}
-
 // The gradient over rows order[begin..end) of X (stored order when `order` is null), whose
-// targets are y_in_order[begin..end), by `rows_gradient` (a kernel table's, for the CPU's
+// targets are y[begin..end) (`rows_in_order`; the position reached told to its progress), by `rows_gradient` (a kernel table's, for the CPU's
 // SIMD level): shuffled rows are gathered kGatherBytes at a time into `buffer` first, or
 // read in place when they are long (see gather_rows). `dz` is the scratch rows_gradient needs.
 template <class T, class Index, class RowsGradient>
-double ordered_rows_gradient(const Problem<T>& p, const Index* order, const T* y_in_order,
+double ordered_rows_gradient(const Problem<T>& p, const Rows<Index, T>& rows_in_order,
                              std::int64_t begin, std::int64_t end, T* gW, T* gb,
                              RowsGradient&& rows_gradient, std::vector<T>& buffer,
                              std::vector<T>& dz) {
+  const Index* order = rows_in_order.order;
+  const T* y_in_order = rows_in_order.y;
+  std::atomic<std::int64_t>* progress = rows_in_order.progress;
   const std::int64_t row_bytes = std::max<std::int64_t>(1, p.f * static_cast<std::int64_t>(sizeof(T)));
   if (order && row_bytes >= kGatherMaxRowBytes) {
     if (dz.size() < static_cast<std::size_t>(p.k)) dz.resize(static_cast<std::size_t>(p.k));
     double loss = 0;
     for (std::int64_t i = begin; i < end; ++i) {
+      if (progress) progress->store(i, std::memory_order_relaxed);
       if (i + 1 < p.n) prefetch_row(p.X + static_cast<std::int64_t>(order[i + 1]) * p.f, p.f);
       loss += rows_gradient(p, p.X + static_cast<std::int64_t>(order[i]) * p.f, y_in_order + i, 1,
                             gW, gb, dz.data());
     }
     return loss;
   }
-  const std::int64_t chunk = std::max<std::int64_t>(1, kGatherBytes / row_bytes);
+  const std::int64_t chunk = gather_chunk(row_bytes);
   const std::int64_t rows = std::min(chunk, std::max<std::int64_t>(end - begin, 0));
   if (dz.size() < static_cast<std::size_t>(rows * p.k)) dz.resize(static_cast<std::size_t>(rows * p.k));
   if (order && buffer.size() < static_cast<std::size_t>(rows * p.f)) buffer.resize(static_cast<std::size_t>(rows * p.f));
@@ -94,6 +53,7 @@ double ordered_rows_gradient(const Problem<T>& p, const Index* order, const T* y
   for (std::int64_t lo = begin; lo < end; lo += chunk) {
     const std::int64_t hi = std::min(end, lo + chunk);
     const T* data = p.X + lo * p.f;
+    if (progress) progress->store(lo, std::memory_order_relaxed);
     if (order) {
       gather_rows(buffer.data(), p.X, p.n, p.f, order, lo, hi);
       data = buffer.data();
@@ -159,8 +119,7 @@ double run_epoch(const Problem<T>& p, const Rows<Index, T>& rows, std::int64_t b
     for (std::int64_t batch = 0; batch < batches; ++batch) {
       share(batch, t, parts, lo, hi);
       std::fill(gW, gW + m, T(0));
-      losses[t] += ordered_rows_gradient(p, rows.order, rows.y, lo, hi, gW, gb, rows_gradient,
-                                         gathered, dz);
+      losses[t] += ordered_rows_gradient(p, rows, lo, hi, gW, gb, rows_gradient, gathered, dz);
       if (parts == 1) {
         finish_gradient(p, partials.data(), 1, hi - lo);
         update(batch);
