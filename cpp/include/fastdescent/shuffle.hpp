@@ -42,38 +42,66 @@ inline void prefetch_write(T* address) {
 }
 
 // The seeded order of (seed, epoch): a Fisher-Yates shuffle of 0..n-1 (step i swaps
-// position i with one drawn uniformly from [i, n)).
+// position i with one drawn uniformly from [i, n)), made in slices (run), so that the
+// thread drawing it can do other work in between.
 template <class Index>
-void shuffled_order(Index* order, std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
-  std::seed_seq sequence{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                         static_cast<std::uint32_t>(epoch),
-                         static_cast<std::uint32_t>(static_cast<std::uint64_t>(epoch) >> 32)};
-  std::mt19937_64 random(sequence);
-  for (std::int64_t i = 0; i < n; ++i) order[i] = static_cast<Index>(i);
-  // Uniform on [i, n) by a 64 x 64 -> 128-bit multiply (Lemire, without the rejection step:
-  // the bias is below 2^-40 for any n that fits in memory).
-  auto draw = [&](std::int64_t i) {
-    return i + static_cast<std::int64_t>(multiply_high(random(), static_cast<std::uint64_t>(n - i)));
-  };
+class Shuffle {
+ public:
+  Shuffle(Index* order, std::int64_t n, std::uint64_t seed, std::int64_t epoch)
+      : order_(order), n_(n), last_(n - 1), random_(sequence(seed, epoch)) {
+    for (std::int64_t i = 0; i < n; ++i) order[i] = static_cast<Index>(i);
+    for (std::int64_t i = 0; i < std::min(kAhead, last_); ++i) {
+      ahead_[i] = draw(i);
+      prefetch_write(order + ahead_[i]);
+    }
+  }
+
+  // Makes up to `steps` more swaps; returns whether the order is complete.
+  bool run(std::int64_t steps) {
+    const std::int64_t stop = std::min(last_, step_ + steps);
+    for (; step_ < stop; ++step_) {
+      const std::int64_t i = step_;
+      const std::int64_t j = ahead_[i % kAhead];
+      if (i + kAhead < last_) {
+        ahead_[i % kAhead] = draw(i + kAhead);
+        prefetch_write(order_ + ahead_[i % kAhead]);
+      }
+      std::swap(order_[i], order_[j]);
+    }
+    return step_ >= last_;
+  }
+
+ private:
   // The positions swapped with do not depend on the array, so they are drawn kAhead steps
   // early and their entries asked for: each swap reads a random place in an array of
   // megabytes, a cache miss that would otherwise stall every step (same orders; shared
   // 2-vCPU EPYC: 4M rows 122 -> 66 ms, 1M rows 14.5 -> 12.7 ms).
-  constexpr std::int64_t kAhead = 16;
-  std::int64_t ahead[kAhead];
-  const std::int64_t last = n - 1;  // steps i = 0 .. n - 2
-  for (std::int64_t i = 0; i < std::min(kAhead, last); ++i) {
-    ahead[i] = draw(i);
-    prefetch_write(order + ahead[i]);
+  static constexpr std::int64_t kAhead = 16;
+
+  static std::mt19937_64 sequence(std::uint64_t seed, std::int64_t epoch) {
+    std::seed_seq words{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
+                        static_cast<std::uint32_t>(epoch),
+                        static_cast<std::uint32_t>(static_cast<std::uint64_t>(epoch) >> 32)};
+    return std::mt19937_64(words);
   }
-  for (std::int64_t i = 0; i < last; ++i) {
-    const std::int64_t j = ahead[i % kAhead];
-    if (i + kAhead < last) {
-      ahead[i % kAhead] = draw(i + kAhead);
-      prefetch_write(order + ahead[i % kAhead]);
-    }
-    std::swap(order[i], order[j]);
+
+  // Uniform on [i, n) by a 64 x 64 -> 128-bit multiply (Lemire, without the rejection step:
+  // the bias is below 2^-40 for any n that fits in memory).
+  std::int64_t draw(std::int64_t i) {
+    return i + static_cast<std::int64_t>(multiply_high(random_(), static_cast<std::uint64_t>(n_ - i)));
   }
+
+  Index* const order_;
+  const std::int64_t n_, last_;  // steps 0 .. n - 2
+  std::mt19937_64 random_;
+  std::int64_t ahead_[kAhead] = {};
+  std::int64_t step_ = 0;
+};
+
+// The whole order of (seed, epoch) at once.
+template <class Index>
+void shuffled_order(Index* order, std::int64_t n, std::uint64_t seed, std::int64_t epoch) {
+  Shuffle<Index>(order, n, seed, epoch).run(n);
 }
 
 // The targets of the rows in `order` (n entries), in that order.
@@ -92,8 +120,8 @@ void targets_in_order(T* out, const T* y, const Index* order, std::int64_t n) {
 // helper claimed and has not finished; no lock is held while drawing, so a helper the OS
 // does not schedule never blocks the loop's own draws.
 //
-// Given the rows X (f features each), the helper also warms the caches between draws: it
-// asks for the rows the loop will read next (kWarmBytes of them, from a little past where
+// Given the rows X (f features each), the helper also warms the caches, while it draws
+// (between slices of the shuffle) and after: it asks for the rows the loop will read next (kWarmBytes of them, from a little past where
 // the loop reports it is), so the loop's own copies find them in the caches the two cores
 // share rather than in memory. Only a hint: the loop never waits for it. Measured with a C++
 // harness of one shuffled epoch of 1,000,000 x 32 float64 rows on a shared 2-vCPU EPYC
@@ -168,6 +196,10 @@ class EpochOrders {
  private:
   static constexpr std::int64_t kWarmBytes = 512 * 1024;  // rows kept warm ahead of the loop
   static constexpr std::int64_t kWarmBatch = 16;          // rows asked for between checks
+  // Swaps (about 50 us) or target copies between two top-ups of the warm rows while the
+  // helper draws, and at most how many batches of rows one top-up asks for.
+  static constexpr std::int64_t kDrawSlice = 4096;
+  static constexpr int kWarmTopUps = 64;
 
   // Whether this thread is the one to draw epoch e (claims go in epoch order).
   bool claim(std::int64_t e) {
@@ -175,7 +207,10 @@ class EpochOrders {
     return claimed_.compare_exchange_strong(expected, e + 1, std::memory_order_acq_rel);
   }
 
-  void draw(std::int64_t e) {
+  // Draws epoch e's order and its targets, calling between() after every kDrawSlice swaps
+  // or copies (the helper warms rows there).
+  template <class Between>
+  void draw(std::int64_t e, Between&& between) {
     const auto b = static_cast<std::size_t>(e % 2);
     // The helper may be reading this buffer's old order to warm rows: mark it stale first,
     // then wait for the reader to leave (seq_cst on both sides: one of the two sees the
@@ -183,9 +218,18 @@ class EpochOrders {
     ready_[b].store(-1, std::memory_order_seq_cst);
     while (readers_[b].load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
     Index* order = buffers_[b].get();
-    shuffled_order(order, n_, seed_, first_epoch_ + e);
-    targets_in_order(targets_[b].get(), y_, order, n_);
+    Shuffle<Index> shuffle(order, n_, seed_, first_epoch_ + e);
+    while (!shuffle.run(kDrawSlice)) between();
+    for (std::int64_t begin = 0; begin < n_; begin += kDrawSlice) {
+      const std::int64_t count = std::min(kDrawSlice, n_ - begin);
+      targets_in_order(targets_[b].get() + begin, y_, order + begin, count);
+      between();
+    }
     ready_[b].store(e, std::memory_order_release);
+  }
+
+  void draw(std::int64_t e) {
+    draw(e, [] {});
   }
 
   // The helper: draws the next epoch's order when its buffer is free, and otherwise warms
@@ -196,7 +240,16 @@ class EpochOrders {
       const std::int64_t e = claimed_.load(std::memory_order_acquire);
       // Epoch e's buffer is free once the loop has released epoch e - 2.
       if (e < epochs_ && released_epochs_.load(std::memory_order_acquire) >= e - 1) {
-        if (claim(e)) draw(e);
+        // Between slices of the draw, the rows the loop reads next are topped up: warming
+        // waits for no draw (the loop's epoch uses the other buffer).
+        if (claim(e)) {
+          draw(e, [&] {
+            if (X_) {
+              for (int k = 0; k < kWarmTopUps && warm(warmed_epoch, next); ++k) {
+              }
+            }
+          });
+        }
         continue;
       }
       if (stop_.load(std::memory_order_acquire)) return;

@@ -17,9 +17,12 @@ no extra pass over the data.
 
 Threads: the native loop computes each batch on one thread. When ``fd.set_num_threads``
 allows two or more and the data has 65,536 rows or more, a second thread draws each epoch's
-shuffle (and gathers its targets) while the epoch before trains; ``fd.set_num_threads(1)``
-keeps the whole fit on one thread. The fit is the same, bit for bit, either way: each
-epoch's order is a function of ``(random_state, epoch)`` alone.
+shuffle (and gathers its targets) while the epoch before trains, and in between asks for
+the rows the loop reads next, so that they wait in the caches the two cores share (a
+shuffled epoch is bound by memory latency: this takes a 1,000,000 x 32 float64 epoch from
+about 70 to about 50 ms on the project's machine); ``fd.set_num_threads(1)`` keeps the
+whole fit on one thread. The fit is the same, bit for bit, either way: each epoch's order
+is a function of ``(random_state, epoch)`` alone, and the second thread only reads.
 """
 
 from __future__ import annotations
