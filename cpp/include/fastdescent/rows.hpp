@@ -46,7 +46,7 @@ inline void prefetch_row(const T* row, std::int64_t f) {
 // batch ends. Rows of kGatherMaxRowBytes or more stream well on their own and are read in
 // place (the copy is then a cost, not a gain). Measured with a C++ harness of one shuffled
 // epoch on a shared 2-vCPU EPYC (Zen 1), medians of 11 epochs: 1,000,000 x 32 float64,
-// batch 256: 86-103 ms read in place with prefetch, 75-80 ms gathered (prefetch distance
+// batch 256: 86-103 ms read in place with prefetch, 75-85 ms gathered (prefetch distance
 // 8 to 32 rows, buffers of 8 to 64 KiB, all within the noise; the copy loop alone 52 ms);
 // 250,000 x 128: 71 -> 64 ms; 62,500 x 512: 64 ms either way; 16,000 x 2048: copied,
 // 56 -> 74 ms.

@@ -126,8 +126,8 @@ void targets_in_order(T* out, const T* y, const Index* order, std::int64_t n) {
 // share rather than in memory. Only a hint: the loop never waits for it. Measured with a C++
 // harness of one shuffled epoch of 1,000,000 x 32 float64 rows on a shared 2-vCPU EPYC
 // (Zen 1), medians of 9 epochs: 66-77 ms alone, 50-53 ms warmed; with both cores busy with
-// other work, 85-110 ms alone and 72-91 ms warmed, the helper yielding whenever it is ahead
-// (spinning instead: 140-155 ms).
+// other work, 85-128 ms alone and 72-91 ms warmed, the helper yielding whenever it is ahead
+// (spinning instead: 143-155 ms).
 template <class Index, class T>
 class EpochOrders {
  public:
