@@ -135,7 +135,7 @@ def test_native_loop_matches_the_python_loop_on_wide_rows(model_class, target, f
     # The native loop copies shuffled rows into a buffer of 16 KiB at a time (here 55 or 34
     # rows of 37 or 60 features, so a batch of 100 rows spans two or three copies) and reads
     # rows of 4 KiB or more (600 float64 features) in place; gW is summed a block of columns
-    # at a time (float64 at avx2: 37 = 32 + 5 single columns, 60 = 32 + 16 + 8 + 4).
+    # at a time (float64 at avx2: 37 = 32 + 5 left over, 60 = 32 + 16 + 8 + 4 left over).
     rng = np.random.default_rng(features)
     X = rng.normal(size=(301, features))
     y = X @ rng.normal(size=features) / np.sqrt(features) + 0.3 * rng.normal(size=301)

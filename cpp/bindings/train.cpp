@@ -142,7 +142,9 @@ py::array_t<double> fit_typed(py::array X_in, py::array y_in, py::list params, p
     auto run_epochs = [&](auto&& orders) {
       // While the helper draws the first epoch's order: NaN or infinity in X stops the fit
       // before anything is changed.
-      if (s.check_finite && !all_finite(Xd, n * f)) throw py::value_error("X holds NaN or infinity");
+      if (s.check_finite && !all_finite(Xd, n * f)) {
+        throw py::value_error("X holds NaN or infinity");
+      }
       for (std::int64_t e = 0; e < s.epochs; ++e) {
         const double* epoch_lrs = lrs ? lrs + e * batches : nullptr;
         loss_out[e] = train::run_epoch(p, orders.rows(e), s.batch_size, s.threads, rows_gradient,

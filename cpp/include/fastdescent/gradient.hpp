@@ -83,13 +83,16 @@ inline void add_column_block(T* g, const T* d, std::int64_t d_stride, const T* r
 }
 
 // g (f) += sum over the rows i of d[i * d_stride] * rows[i]: blocks of columns as wide as
-// the registers allow, then halves of that, then one column at a time.
+// the registers allow, then a half and a quarter block, then the columns left over in one
+// pass over the rows (sums in memory).
 template <class T>
 void add_weighted_rows(T* g, const T* d, std::int64_t d_stride, const T* rows,
                        std::int64_t count, std::int64_t f) {
   constexpr std::int64_t kWidth = kColumnBlockBytes / static_cast<std::int64_t>(sizeof(T));
   std::int64_t j0 = 0;
-  for (; j0 + kWidth <= f; j0 += kWidth) add_column_block<kWidth>(g, d, d_stride, rows, count, f, j0);
+  for (; j0 + kWidth <= f; j0 += kWidth) {
+    add_column_block<kWidth>(g, d, d_stride, rows, count, f, j0);
+  }
   if (j0 + kWidth / 2 <= f) {
     add_column_block<kWidth / 2>(g, d, d_stride, rows, count, f, j0);
     j0 += kWidth / 2;
@@ -98,7 +101,12 @@ void add_weighted_rows(T* g, const T* d, std::int64_t d_stride, const T* rows,
     add_column_block<kWidth / 4>(g, d, d_stride, rows, count, f, j0);
     j0 += kWidth / 4;
   }
-  for (; j0 < f; ++j0) add_column_block<1>(g, d, d_stride, rows, count, f, j0);
+  if (j0 == f) return;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const T di = d[i * d_stride];
+    const T* x = rows + i * f;
+    for (std::int64_t j = j0; j < f; ++j) g[j] += di * x[j];
+  }
 }
 
 // Adds the gradient of the summed loss over `count` rows (stored one after another at

@@ -59,7 +59,9 @@ template <class T, class Index>
 void gather_rows(T* out, const T* X, std::int64_t n, std::int64_t f, const Index* order,
                  std::int64_t begin, std::int64_t end) {
   for (std::int64_t i = begin; i < end; ++i) {
-    if (i + kPrefetchRows < n) prefetch_row(X + static_cast<std::int64_t>(order[i + kPrefetchRows]) * f, f);
+    if (i + kPrefetchRows < n) {
+      prefetch_row(X + static_cast<std::int64_t>(order[i + kPrefetchRows]) * f, f);
+    }
     std::copy_n(X + static_cast<std::int64_t>(order[i]) * f, f, out + (i - begin) * f);
   }
 }

@@ -1,8 +1,8 @@
-// The seeded row orders of the epoch loops (train.hpp): one shuffle per (seed, epoch), made
-// on a second thread while the previous epoch trains (the first while the input is checked). Which thread draws an epoch never
-// changes its order: each epoch has its own seeded sequence. Each order comes with the
-// targets in that order, so the loop reads them in sequence rather than one cache line per
-// row (a sixth of the lines a 32-feature float64 row takes).
+// The seeded row orders of the epoch loops (train.hpp): one shuffle per (seed, epoch), made on a
+// second thread while the previous epoch trains (the first while the input is checked). Which
+// thread draws an epoch never changes its order: each epoch has its own seeded sequence. Each order
+// comes with the targets in that order, so the loop reads them in sequence rather than one cache
+// line per row (a sixth of the lines a 32-feature float64 row takes).
 #pragma once
 
 #include <algorithm>
@@ -88,7 +88,8 @@ class Shuffle {
   // Uniform on [i, n) by a 64 x 64 -> 128-bit multiply (Lemire, without the rejection step:
   // the bias is below 2^-40 for any n that fits in memory).
   std::int64_t draw(std::int64_t i) {
-    return i + static_cast<std::int64_t>(multiply_high(random_(), static_cast<std::uint64_t>(n_ - i)));
+    const auto span = static_cast<std::uint64_t>(n_ - i);
+    return i + static_cast<std::int64_t>(multiply_high(random_(), span));
   }
 
   Index* const order_;
@@ -120,13 +121,13 @@ void targets_in_order(T* out, const T* y, const Index* order, std::int64_t n) {
 // helper claimed and has not finished; no lock is held while drawing, so a helper the OS
 // does not schedule never blocks the loop's own draws.
 //
-// Given the rows X (f features each), the helper also warms the caches, while it draws
-// (between slices of the shuffle) and after: it asks for the rows the loop will read next (kWarmBytes of them, from a little past where
-// the loop reports it is), so the loop's own copies find them in the caches the two cores
-// share rather than in memory. Only a hint: the loop never waits for it. Measured with a C++
-// harness of one shuffled epoch of 1,000,000 x 32 float64 rows on a shared 2-vCPU EPYC
-// (Zen 1), medians of 9 epochs: 66-77 ms alone, 50-53 ms warmed; with both cores busy with
-// other work, 85-128 ms alone and 72-91 ms warmed, the helper yielding whenever it is ahead
+// Given the rows X (f features each), the helper also warms the caches, while it draws (between
+// slices of the shuffle) and after: it asks for the rows the loop will read next (kWarmBytes of
+// them, from a little past where the loop reports it is), so the loop's own copies find them in the
+// caches the two cores share rather than in memory. Only a hint: the loop never waits for it.
+// Measured with a C++ harness of one shuffled epoch of 1,000,000 x 32 float64 rows on a shared
+// 2-vCPU EPYC (Zen 1), medians of 9 epochs: 66-77 ms alone, 50-53 ms warmed; with both cores busy
+// with other work, 85-128 ms alone and 72-91 ms warmed, the helper yielding whenever it is ahead
 // (spinning instead: 143-155 ms).
 template <class Index, class T>
 class EpochOrders {

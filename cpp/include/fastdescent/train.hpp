@@ -22,9 +22,10 @@
 namespace fastdescent::train {
 
 // The gradient over rows order[begin..end) of X (stored order when `order` is null), whose
-// targets are y[begin..end) (`rows_in_order`; the position reached told to its progress), by `rows_gradient` (a kernel table's, for the CPU's
-// SIMD level): shuffled rows are gathered kGatherBytes at a time into `buffer` first, or
-// read in place when they are long (see gather_rows). `dz` is the scratch rows_gradient needs.
+// targets are y[begin..end) (`rows_in_order`, which is told the position reached), by
+// `rows_gradient` (a kernel table's, for the CPU's SIMD level): shuffled rows are gathered
+// kGatherBytes at a time into `buffer` first, or read in place when they are long (see
+// gather_rows). `dz` is the scratch rows_gradient needs.
 template <class T, class Index, class RowsGradient>
 double ordered_rows_gradient(const Problem<T>& p, const Rows<Index, T>& rows_in_order,
                              std::int64_t begin, std::int64_t end, T* gW, T* gb,
@@ -33,22 +34,26 @@ double ordered_rows_gradient(const Problem<T>& p, const Rows<Index, T>& rows_in_
   const Index* order = rows_in_order.order;
   const T* y_in_order = rows_in_order.y;
   std::atomic<std::int64_t>* progress = rows_in_order.progress;
-  const std::int64_t row_bytes = std::max<std::int64_t>(1, p.f * static_cast<std::int64_t>(sizeof(T)));
+  const std::int64_t row_bytes = p.f * static_cast<std::int64_t>(sizeof(T));
   if (order && row_bytes >= kGatherMaxRowBytes) {
     if (dz.size() < static_cast<std::size_t>(p.k)) dz.resize(static_cast<std::size_t>(p.k));
     double loss = 0;
     for (std::int64_t i = begin; i < end; ++i) {
       if (progress) progress->store(i, std::memory_order_relaxed);
       if (i + 1 < p.n) prefetch_row(p.X + static_cast<std::int64_t>(order[i + 1]) * p.f, p.f);
-      loss += rows_gradient(p, p.X + static_cast<std::int64_t>(order[i]) * p.f, y_in_order + i, 1,
-                            gW, gb, dz.data());
+      const T* row = p.X + static_cast<std::int64_t>(order[i]) * p.f;
+      loss += rows_gradient(p, row, y_in_order + i, 1, gW, gb, dz.data());
     }
     return loss;
   }
   const std::int64_t chunk = gather_chunk(row_bytes);
   const std::int64_t rows = std::min(chunk, std::max<std::int64_t>(end - begin, 0));
-  if (dz.size() < static_cast<std::size_t>(rows * p.k)) dz.resize(static_cast<std::size_t>(rows * p.k));
-  if (order && buffer.size() < static_cast<std::size_t>(rows * p.f)) buffer.resize(static_cast<std::size_t>(rows * p.f));
+  if (dz.size() < static_cast<std::size_t>(rows * p.k)) {
+    dz.resize(static_cast<std::size_t>(rows * p.k));
+  }
+  if (order && buffer.size() < static_cast<std::size_t>(rows * p.f)) {
+    buffer.resize(static_cast<std::size_t>(rows * p.f));
+  }
   double loss = 0;
   for (std::int64_t lo = begin; lo < end; lo += chunk) {
     const std::int64_t hi = std::min(end, lo + chunk);
@@ -90,11 +95,12 @@ double penalty(const Problem<T>& p) {
 }
 
 // One epoch: for each mini-batch of `batch_size` rows (the last one may be smaller) the
-// gradient (by rows_gradient, gradient.hpp's or a kernel table's), then update(batch) (the optimizer's kernel over W and b), the rows taken in
-// `rows.order` (null: their stored order) with their targets `rows.y` in that order. The rows of a batch are split across up to
-// `threads` threads (each sums its share; one thread adds the shares and runs the update between two barriers). Returns the
-// mean of the rows' losses over the epoch, each taken before its batch's update, plus the
-// penalty at the end of the epoch.
+// gradient (by rows_gradient, gradient.hpp's or a kernel table's), then update(batch) (the
+// optimizer's kernel over W and b), the rows taken in `rows.order` (null: their stored
+// order) with their targets `rows.y` in that order. The rows of a batch are split across up
+// to `threads` threads (each sums its share; one thread adds the shares and runs the update
+// between two barriers). Returns the mean of the rows' losses over the epoch, each taken
+// before its batch's update, plus the penalty at the end of the epoch.
 template <class T, class Index, class RowsGradient, class Update>
 double run_epoch(const Problem<T>& p, const Rows<Index, T>& rows, std::int64_t batch_size,
                  int threads, RowsGradient&& rows_gradient, Update&& update) {
