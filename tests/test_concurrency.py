@@ -110,23 +110,29 @@ def test_a_step_releases_the_gil(backend):
 # --------------------------------------------------------------------- one shared optimizer
 
 
+# A schedule makes every step the full path (Python, then the plan); a constant lr makes
+# every step after the first one call (plan.step_ready, taking the lock in the plan). 70_000
+# elements release the GIL in the kernel, 100 keep it.
 @pytest.mark.parametrize("name", ["SGD", "Adam"])
-def test_threads_sharing_an_optimizer_take_turns(backend, name):
+@pytest.mark.parametrize("lr", ["schedule", "constant"])
+@pytest.mark.parametrize("size", [70_000, 100])
+def test_threads_sharing_an_optimizer_take_turns(backend, name, lr, size):
     """Every step of every thread happens once, whole: with gradients of small integers
     and lr 1 the arithmetic is exact, so SGD's param is minus the sum of all gradients in
     any order; the step count, the state's counts and the schedule's calls agree."""
     per_thread = 50
-    w = np.zeros(70_000, np.float64)
+    w = np.zeros(size, np.float64)
     calls = []
 
     def schedule(t):
         calls.append(t)
         return 1.0
 
+    rate = schedule if lr == "schedule" else 1.0
     if name == "SGD":
-        opt = fd.SGD([w], lr=schedule, backend=backend)
+        opt = fd.SGD([w], lr=rate, backend=backend)
     else:
-        opt = fd.Adam([w], lr=schedule, backend=backend)
+        opt = fd.Adam([w], lr=rate, backend=backend)
     grads = [np.full_like(w, k + 1) for k in range(THREADS)]
 
     def train(k):
@@ -136,11 +142,38 @@ def test_threads_sharing_an_optimizer_take_turns(backend, name):
     run_threads(train)
     total = THREADS * per_thread
     assert opt.step_count == total
-    assert sorted(calls) == list(range(1, total + 1)), "each step number was used once"
+    if lr == "schedule":
+        assert sorted(calls) == list(range(1, total + 1)), "each step number was used once"
     if name == "SGD":
         assert (w == -per_thread * sum(range(1, THREADS + 1))).all()
     else:
         assert opt.state[0]["step"] == total
+
+
+@pytest.mark.parametrize("kind", ["optimizer's", "python"])
+def test_the_optimizer_lock_is_reentrant_and_held_by_one_thread(kind):
+    """The lock a step takes (in C++ on the compiled backend, else the Python one) is
+    reentrant, as a schedule calling into its optimizer needs, and keeps every other thread
+    out until released."""
+    from fastdescent.optim.step_lock import PythonStepLock
+
+    # The compiled plans bind the compiled lock only: the Python lock with a Python plan.
+    opt = fd.SGD([np.zeros(3)], lr=0.1, backend="numpy" if kind == "python" else None)
+    if kind == "python":
+        opt._lock = PythonStepLock()
+    lock = opt._lock
+    entered = threading.Event()
+    with lock:
+        with lock:
+            waiter = threading.Thread(target=lambda: (lock.__enter__(), entered.set(),
+                                                      lock.__exit__(None, None, None)))
+            waiter.start()
+            assert not entered.wait(0.2), "another thread entered a held lock"
+        assert not entered.wait(0.1), "released once of twice, the lock is still held"
+    assert entered.wait(10)
+    waiter.join()
+    opt.step([np.ones(3)])
+    assert opt.step_count == 1
 
 
 def test_a_state_dict_taken_during_steps_is_one_moment(backend):

@@ -44,7 +44,8 @@ def module_names():
         if inspect.isclass(value):
             names[name] = {member for member in vars(value)
                            if callable(getattr(value, member))
-                           and (not member.startswith("_") or member in ("__init__", "__len__"))}
+                           and (not member.startswith("_")
+                               or member in ("__init__", "__len__", "__enter__", "__exit__"))}
         else:
             names[name] = None
     return names

@@ -18,6 +18,7 @@
 
 #include "kinds.hpp"
 #include "register.hpp"
+#include "step_lock.hpp"
 #include "tensor_list.hpp"
 
 namespace fastdescent::bindings {
@@ -259,6 +260,27 @@ class StepPlan {
     for (std::size_t i : rows16_) ++steps_[i];
   }
 
+  // The optimizer's lock, taken by step_ready.
+  void bind(py::object lock) {
+    lock_ = &py::cast<StepLock&>(lock);
+    lock_object_ = std::move(lock);
+  }
+
+  // The optimizer's step when nothing needs Python first (set by the optimizer, holding the
+  // lock): holding the bound lock, if the plan is ready, one step (raising as step() does)
+  // and the lock's count incremented; false, changing nothing, when not ready or unbound.
+  bool step_ready(py::handle grads) {
+    if (lock_ == nullptr) return false;
+    StepLockGuard guard(*lock_);
+    if (!ready_) return false;
+    step(grads, false);
+    ++lock_->count;
+    return true;
+  }
+
+  bool ready() const { return ready_; }
+  void set_ready(bool ready) { ready_ = ready; }
+
   std::size_t size() const { return tensors_.size(); }
 
  private:
@@ -424,6 +446,9 @@ class StepPlan {
   std::vector<std::uint32_t> gap_hint_;  // per tensor: the gap its last gradient was in
   PyTypeObject* array_type_ = nullptr;
   std::atomic<bool> busy_{false};
+  py::object lock_object_;  // keeps lock_ alive
+  StepLock* lock_ = nullptr;
+  bool ready_ = false;
   // Scratch of step(), kept to avoid allocating every step.
   std::vector<Slot<float>> f32_;
   std::vector<Slot<double>> f64_;
@@ -448,6 +473,10 @@ void bind_plan(py::module_& m, const char* name, const char* doc) {
   }, "group"_a);
   cls.def("set_lr", &Plan::set_lr, "group"_a, "lr"_a);
   cls.def("step", &Plan::step, "grads"_a, "check_finite"_a = false);
+  cls.def("bind", &Plan::bind, "lock"_a, "Take this StepLock in step_ready.");
+  cls.def("step_ready", &Plan::step_ready, "grads"_a,
+          "Holding the bound lock: if ready, step and count the step (True); else False.");
+  cls.def_property("ready", &Plan::ready, &Plan::set_ready);
   cls.def("__len__", &Plan::size);
   py::list columns;
   for (const char* column : Traits::columns) columns.append(column);
@@ -457,6 +486,17 @@ void bind_plan(py::module_& m, const char* name, const char* doc) {
 }  // namespace
 
 void register_plans(py::module_& m) {
+  using namespace pybind11::literals;
+  py::class_<StepLock>(m, "StepLock",
+                       "A reentrant lock that serializes an optimizer's steps and edits, and "
+                       "counts its steps; plans take it in C++ (bind, step_ready).")
+      .def(py::init<>())
+      .def("__enter__", [](StepLock& lock) { lock.acquire(); })
+      .def("__exit__", [](StepLock& lock, const py::args&) {
+        lock.release();
+        return false;
+      })
+      .def_readwrite("count", &StepLock::count, "Steps completed.");
   bind_plan<SGDTraits>(m, "SGDPlan", "SGD over bound tensors: state column momentum_buffer.");
   bind_plan<AdagradTraits>(m, "AdagradPlan", "Adagrad over bound tensors: state column sum.");
   bind_plan<RMSpropTraits>(

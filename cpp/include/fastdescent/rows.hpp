@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "prefetch.hpp"
+
 namespace fastdescent::train {
 
 // An epoch's order and its targets in that order (y[i] is the target of row order[i]), and
@@ -17,24 +19,10 @@ struct Rows {
   std::atomic<std::int64_t>* progress = nullptr;
 };
 
-// Asks for every cache line of a row into L1: one line every 64 bytes from its start, and
-// the line of its last byte (NumPy's large arrays start 16 bytes into a page, so a 256-byte
-// row spans 5 lines). Call it from a loop that does more than prefetch: gcc 12 deleted a
-// loop whose only effect was __builtin_prefetch (no prefetch instruction left in the object
-// code).
+// Asks for every cache line of a row (f elements) into L1.
 template <class T>
 inline void prefetch_row(const T* row, std::int64_t f) {
-#if defined(__GNUC__)
-  const char* start = reinterpret_cast<const char*>(row);
-  const std::int64_t bytes = f * static_cast<std::int64_t>(sizeof(T));
-  for (std::int64_t offset = 0; offset < bytes; offset += 64) {
-    __builtin_prefetch(start + offset, 0, 3);
-  }
-  __builtin_prefetch(start + bytes - 1, 0, 3);
-#else
-  (void)row;
-  (void)f;
-#endif
+  prefetch_bytes(row, f * static_cast<std::int64_t>(sizeof(T)));
 }
 
 // Rows in a random order are bound by memory latency, not bandwidth: what counts is how

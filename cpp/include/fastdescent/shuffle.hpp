@@ -32,15 +32,6 @@ inline std::uint64_t multiply_high(std::uint64_t a, std::uint64_t b) {
 #endif
 }
 
-template <class T>
-inline void prefetch_write(T* address) {
-#if defined(__GNUC__)
-  __builtin_prefetch(address, 1, 3);
-#else
-  (void)address;
-#endif
-}
-
 // The seeded order of (seed, epoch): a Fisher-Yates shuffle of 0..n-1 (step i swaps
 // position i with one drawn uniformly from [i, n)), made in slices (run), so that the
 // thread drawing it can do other work in between.

@@ -8,6 +8,10 @@ over every tensor of every group; all or nothing. The compiled backend has its o
 numba backend (:mod:`fastdescent.backends.numba_plan`: one compiled call per step); this
 module's :class:`ListPlan` gives every other backend the same interface on top of its list
 kernels.
+
+An optimizer binds its lock to its plan (``bind``) and marks the plan ``ready`` when a step
+needs nothing but the plan's call; ``step_ready(grads)`` then takes the lock, steps and
+counts the step in one call (the compiled plans without calling back into Python).
 """
 
 from __future__ import annotations
@@ -63,6 +67,26 @@ class ListPlan:
         # A lock, not a flag: testing a flag and setting it are two steps another thread
         # can run between.
         self._busy = threading.Lock()
+        #: set by the optimizer, holding its lock: whether step_ready may step
+        self.ready = False
+        self._lock: Any = None
+
+    def bind(self, lock) -> None:
+        """Take the optimizer's lock (a StepLock) in :meth:`step_ready`."""
+        self._lock = lock
+
+    def step_ready(self, grads) -> bool:
+        """Holding the bound lock: if ready, one step and the lock's count incremented
+        (True); else False, changing nothing."""
+        lock = self._lock
+        if lock is None:
+            return False
+        with lock:
+            if not self.ready:
+                return False
+            self.step(grads, False)
+            lock.count += 1
+            return True
 
     def __len__(self) -> int:
         return len(self._params)

@@ -12,13 +12,14 @@ re-checked in Python before the plan runs again.
 Threads: the kernels release the GIL, so optimizers of their own step in parallel. Calls on
 one optimizer that read or write its state (:meth:`step`, :meth:`state_dict`,
 :meth:`load_state_dict`, :meth:`add_param_group`) hold its lock, so from several threads
-they run one after the other, never interleaved.
+they run one after the other, never interleaved. The lock is a :class:`StepLock`, bound to
+the plan: a step that needs nothing but the plan's call (``_ready``) is one call,
+``plan.step_ready``, which takes the lock, steps and counts the step.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, cast
 
@@ -28,6 +29,7 @@ from .. import backends
 from .._validation import (MemoryIndex, as_array, as_arrays, check_array, check_bool,
                            check_matches_param, check_range, is_array_like)
 from ..backends.plan import KINDS, make_plan
+from .step_lock import StepLock
 
 
 def _key_name(where: str, key: str) -> str:
@@ -208,6 +210,18 @@ class StateDict(dict):
         self._owner._edited = True
 
 
+class _NoPlan:
+    """The plan before the first step builds one: never ready."""
+
+    __slots__ = ("ready",)
+
+    def __init__(self) -> None:
+        self.ready = False
+
+    def step_ready(self, grads) -> bool:
+        return False
+
+
 def _serialized(method):
     """``method`` runs holding the optimizer's lock (see the module docstring)."""
     @functools.wraps(method)
@@ -283,9 +297,11 @@ class Optimizer:
         self._group_indices: list[list[int]] = []
         self._param_states: list[ParamState] = []
         self._steps = np.zeros(0, dtype=np.int64)
-        self._step_count = 0
+        # Reentrant: a schedule or callback may read the optimizer during its own step. It
+        # also counts the steps (step_count).
+        self._lock = StepLock()
         # The backend's step plan (cpp, numba or numpy); built by _sync before any step.
-        self._plan: Any = None
+        self._plan: Any = _NoPlan()
         self._group_options: list[dict[str, Any]] = []
         self._schedules: list[tuple[int, Callable[[int], float]]] = []
         # Set by anything the user may change (groups, options, state): the next step checks
@@ -296,8 +312,6 @@ class Optimizer:
         self._ready = False
         self._unexposed = 0  # params stepped or not, missing from self.state
         self._state = StateDict(self)
-        # Reentrant: a schedule or callback may read the optimizer during its own step.
-        self._lock = threading.RLock()
         if is_array_like(params):
             raise TypeError("params must be a list of arrays or of param groups, "
                             "not a single array (wrap it: [array])")
@@ -457,15 +471,13 @@ class Optimizer:
         the optimizer's lock); the step number, the schedule's lr and the state stay
         consistent.
         """
-        with self._lock:
-            if self._ready and check_finite is False and type(grads) is list:
-                try:
-                    self._plan.step(grads, False)
-                except TypeError:
-                    pass  # refused, nothing changed: the full path below views other grads
-                else:
-                    self._step_count += 1
+        if check_finite is False and type(grads) is list:
+            try:
+                if self._plan.step_ready(grads):
                     return
+            except TypeError:
+                pass  # refused, nothing changed: the full path below views other grads
+        with self._lock:
             self._full_step(grads, check_finite)
 
     def _full_step(self, grads, check_finite) -> None:
@@ -506,6 +518,23 @@ class Optimizer:
         if self._unexposed:
             self._expose_state()
         self._ready = not (self._stale or self._schedules or self._unexposed)
+
+    @property
+    def _step_count(self) -> int:
+        return self._lock.count
+
+    @_step_count.setter
+    def _step_count(self, value: int) -> None:
+        self._lock.count = value
+
+    @property
+    def _ready(self) -> bool:
+        """Whether a step is nothing but the plan's call (see step_ready)."""
+        return self._plan.ready
+
+    @_ready.setter
+    def _ready(self, value: bool) -> None:
+        self._plan.ready = value
 
     @property
     def _edited(self) -> bool:
@@ -614,6 +643,8 @@ class Optimizer:
                 list.__setitem__(self.param_groups, gi, ParamGroup(self, group))
         self._group_options = options
         self._schedules = schedules
+        self._plan.ready = False  # a step that read the old plan before this one waits
+        plan.bind(self._lock)
         self._plan = plan
         self._edited = False
 
