@@ -81,7 +81,9 @@ BAD_GRADS = {
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bad", BAD_GRADS)
-def test_many_tensors_raise_the_first_bad_one_and_change_nothing(bad, threads, restore_threads):
+@pytest.mark.parametrize("where", [100, 2500])  # in the first thread's half, the second's
+def test_many_tensors_raise_the_first_bad_one_and_change_nothing(bad, threads, where,
+                                                                restore_threads):
     fd.set_num_threads(threads)
     rng = np.random.default_rng(0)
     params = [rng.standard_normal(4).astype(np.float32) for _ in range(THOUSANDS)]
@@ -93,9 +95,9 @@ def test_many_tensors_raise_the_first_bad_one_and_change_nothing(bad, threads, r
     state_before = [{k: v.copy() for k, v in s.items() if isinstance(v, np.ndarray)}
                     for s in opt.state.values()]
     make_bad, message = BAD_GRADS[bad]
-    make_bad(params, grads, 2500)
+    make_bad(params, grads, where)
     grads[2900] = np.ones(3, np.float32)  # a later bad gradient is not the one reported
-    with pytest.raises((TypeError, ValueError), match=message.format(i=2500)):
+    with pytest.raises((TypeError, ValueError), match=message.format(i=where)):
         opt.step(grads)
     for p, b in zip(params, before):
         assert p.tobytes() == b.tobytes()
@@ -113,6 +115,12 @@ def test_many_tensors_with_none_gradients_step_the_others(threads, restore_threa
     opt.step(grads)
     for i, p in enumerate(params):
         assert np.all(p == (0.0 if i % 1000 == 3 else -1.0))
+    # Now the step counts differ (each tensor's options are then looked up on its own), and
+    # the tensors skipped before get their first step.
+    grads = [None if i % 1000 == 5 else np.ones(4, np.float32) for i in range(THOUSANDS)]
+    opt.step(grads)
+    for i, p in enumerate(params):
+        assert np.all(p == (-1.0 if i % 1000 in (3, 5) else -2.0))
 
 
 def test_plan_kinds_match_the_compiled_plans():

@@ -7,12 +7,15 @@
 #include <pybind11/stl.h>
 
 #include <fastdescent/kernel_table.hpp>
+#include <fastdescent/prefetch.hpp>
 
 #include <algorithm>
+#include <cstddef>
 #include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -154,6 +157,12 @@ class StepPlan {
     }
     build_gaps();
     gap_hint_.assign(n, 0);
+    for (std::size_t i = 0; i < n; ++i) {
+      Tensor& t = tensors_[i];
+      if (t.dtype == DType::float32) add_slot(f32_, rows32_, t, i);
+      else if (t.dtype == DType::float64) add_slot(f64_, rows64_, t, i);
+      else add_slot(f16_, rows16_, t, i);
+    }
     array_type_ = py::detail::npy_api::get().PyArray_Type_;
   }
 
@@ -191,42 +200,26 @@ class StepPlan {
     for (std::size_t g = 0; g < group_configured_.size(); ++g) {
       if (!group_configured_[g]) throw std::logic_error("plan group " + std::to_string(g) + " has no options");
     }
-    f32_.clear();
-    f64_.clear();
-    f16_.clear();
-    rows32_.clear();
-    rows64_.clear();
-    rows16_.clear();
+    const int threads = max_threads();
+    // The options of each tensor: one set per group and step number. Usually one set for
+    // all (one group, every param stepped as often), given to the slots by the checks.
     options_.clear();
     keys_.clear();
+    std::uint32_t shared_options = kNoOptions;
+    if (group_options_.size() == 1 && n > 0 && steps_all_equal(n)) shared_options = options_index(0, steps_[0] + 1);
+    live_.resize(n);
     std::int64_t elements = 0;
-    for (std::size_t i = 0; i < n; ++i) {
-      const Tensor& t = tensors_[i];
-      if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
-      for (int c = 0; c < kColumns; ++c) {
-        if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
-      }
-      PyObject* grad = items[i];
-      if (grad == Py_None) continue;
-      const void* grad_data = checked_grad(grad, t, i);
-      const Options& group = group_options_[t.group];
-      for (int c = 0; c < kColumns; ++c) {
-        if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
-      }
-      const std::uint32_t options = options_index(t.group, steps_[i] + 1);
-      elements += t.size;
-      if (t.dtype == DType::float32) {
-        append_slot(f32_, t, grad_data, options);
-        rows32_.push_back(i);
-      } else if (t.dtype == DType::float64) {
-        append_slot(f64_, t, grad_data, options);
-        rows64_.push_back(i);
-      } else {
-        append_slot(f16_, t, grad_data, options);
-        rows16_.push_back(i);
-      }
+    const std::size_t bad_tensor = first_failing_tensor(items, n, threads, shared_options, elements);
+    if (bad_tensor < n) {
+      check_tensor_or_throw(items[bad_tensor], bad_tensor);
+      throw std::logic_error("a check failed without an error for tensor " + std::to_string(bad_tensor));
     }
-    const int threads = max_threads();
+    // Every slot now holds this step's gradient (null for None).
+    if (shared_options == kNoOptions) {
+      set_options(f32_, rows32_);
+      set_options(f64_, rows64_);
+      set_options(f16_, rows16_);
+    }
     if (check_finite) {
       std::int64_t bad32, bad64, bad16;
       {
@@ -255,9 +248,7 @@ class StepPlan {
       if (!f64_.empty()) Traits::kernel(active_set<double>())(options_.data(), options_.size(), f64_.data(), f64_.size(), threads);
       if (!f16_.empty()) Traits::kernel(active_kernels().float16)(options_.data(), options_.size(), f16_.data(), f16_.size(), threads);
     }
-    for (std::size_t i : rows32_) ++steps_[i];
-    for (std::size_t i : rows64_) ++steps_[i];
-    for (std::size_t i : rows16_) ++steps_[i];
+    for (std::size_t i = 0; i < n; ++i) steps_[i] += live_[i];
   }
 
   // The optimizer's lock, taken by step_ready.
@@ -293,7 +284,152 @@ class StepPlan {
     int type_num = 0;  // NumPy's number of the dtype
     std::int64_t size = 0;
     std::size_t group = 0;
+    std::uint32_t slot = 0;  // index in the slots of its dtype
   };
+
+  // Below this many tensors a step's checks run on the calling thread: waking the team costs
+  // a few microseconds, the checks of a tensor about 30-60 ns (its Python objects' fields,
+  // missed in cache after a large step).
+  static constexpr std::size_t kParallelCheckTensors = 1024;
+
+  static constexpr std::uint32_t kNoOptions = UINT32_MAX;
+
+  bool steps_all_equal(std::size_t n) const {
+    const std::int64_t first = steps_[0];
+    bool equal = true;
+    for (std::size_t i = 1; i < n; ++i) equal &= steps_[i] == first;
+    return equal;
+  }
+
+  // Runs every check of every tensor (without raising), on up to `threads` threads while
+  // this one holds the GIL (the checks only read the objects' fields, which no other Python
+  // thread can change meanwhile). Each passing tensor's slot gets its gradient (see
+  // set_gradient) and, unless kNoOptions, `options`; `elements` gets the passing gradients'
+  // elements. Returns the index of the first tensor that fails a check, or n.
+  std::size_t first_failing_tensor(PyObject** items, std::size_t n, int threads,
+                                   std::uint32_t options, std::int64_t& elements) {
+    std::size_t first_bad = n;
+    std::int64_t total = 0;
+#if defined(FASTDESCENT_OPENMP)
+    if (threads > 1 && n >= kParallelCheckTensors) {
+      const int team = static_cast<int>(std::min<std::size_t>(threads, n / (kParallelCheckTensors / 2)));
+#pragma omp parallel num_threads(team) reduction(min : first_bad) reduction(+ : total)
+      {
+        const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
+        const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
+        const std::size_t bad = check_range(items, n * t / nt, n * (t + 1) / nt, options, total);
+        if (bad < n * (t + 1) / nt) first_bad = bad;
+      }
+      elements = total;
+      return first_bad;
+    }
+#else
+    (void)threads;
+#endif
+    first_bad = check_range(items, 0, n, options, total);
+    elements = total;
+    return first_bad < n ? first_bad : n;
+  }
+
+  // A step that follows a large one finds the tensors' Python objects evicted from the
+  // caches, and each check waits on a chain of misses (object, then its shape): the loop
+  // asks for the objects kAheadObjects tensors ahead and the gradient's shape kAheadShapes
+  // ahead (by then its object has arrived).
+  static constexpr std::size_t kAheadObjects = 16;
+  static constexpr std::size_t kAheadShapes = 8;
+
+  // tensor_passes over [begin, end), stopping at the first failure: its index, or end.
+  std::size_t check_range(PyObject** items, std::size_t begin, std::size_t end,
+                          std::uint32_t options, std::int64_t& elements) {
+    for (std::size_t i = begin; i < end; ++i) {
+      if (i + kAheadObjects < end) prefetch_objects(items[i + kAheadObjects], tensors_[i + kAheadObjects]);
+      if (i + kAheadShapes < end) prefetch_shape(items[i + kAheadShapes]);
+      if (!tensor_passes(items[i], i, options)) return i;
+      if (live_[i]) elements += tensors_[i].size;
+    }
+    return end;
+  }
+
+  static void prefetch_object(PyObject* object) {
+    // An ndarray's fields span two lines: type, data, nd and shape, then the flags.
+    const char* start = reinterpret_cast<const char*>(object);
+    prefetch_read(start);
+    prefetch_read(start + sizeof(py::detail::PyArray_Proxy) - 1);
+  }
+
+  static void prefetch_objects(PyObject* grad, const Tensor& t) {
+    prefetch_object(grad);
+    prefetch_read(reinterpret_cast<const char*>(t.param.ptr()) + offsetof(py::detail::PyArray_Proxy, flags));
+    for (int c = 0; c < kColumns; ++c) {
+      if (t.state[c]) prefetch_read(reinterpret_cast<const char*>(t.state[c].ptr()) + offsetof(py::detail::PyArray_Proxy, flags));
+    }
+  }
+
+  void prefetch_shape(PyObject* grad) const {
+    if (Py_TYPE(grad) == array_type_) prefetch_read(py::detail::array_proxy(grad)->dimensions);
+  }
+
+  // Every check of tensor i, without raising; on success its slot gets the gradient (and
+  // `options`, unless kNoOptions) and live_[i] says whether it has one.
+  bool tensor_passes(PyObject* grad, std::size_t i, std::uint32_t options) {
+    const Tensor& t = tensors_[i];
+    if (!writable(t.param.ptr())) return false;
+    for (int c = 0; c < kColumns; ++c) {
+      if (t.state[c] && !writable(t.state[c].ptr())) return false;
+    }
+    if (grad == Py_None) {
+      set_gradient(t, nullptr, 0, options);
+      live_[i] = 0;
+      return true;
+    }
+    const void* data = grad_passes(grad, t, i);
+    if (data == nullptr) return false;
+    const Options& group = group_options_[t.group];
+    for (int c = 0; c < kColumns; ++c) {
+      if (Traits::requires_column(group, c) && !t.state[c]) return false;
+    }
+    set_gradient(t, data, t.size, options);
+    live_[i] = 1;
+    return true;
+  }
+
+  // Points tensor t's slot at this step's gradient (null and no elements for None).
+  void set_gradient(const Tensor& t, const void* grad, std::int64_t size, std::uint32_t options) {
+    auto set = [&](auto& slots) {
+      auto& slot = slots[t.slot];
+      using Pointer = std::remove_reference_t<decltype(slot.data[1])>;
+      slot.data[1] = static_cast<Pointer>(const_cast<void*>(grad));
+      slot.size = size;
+      if (options != kNoOptions) slot.options = options;
+    };
+    if (t.dtype == DType::float32) set(f32_);
+    else if (t.dtype == DType::float64) set(f64_);
+    else set(f16_);
+  }
+
+  // Sets the options index of every slot with a gradient (several groups or step numbers).
+  template <class T>
+  void set_options(std::vector<Slot<T>>& slots, const std::vector<std::size_t>& rows) {
+    for (std::size_t k = 0; k < slots.size(); ++k) {
+      const std::size_t i = rows[k];
+      if (live_[i]) slots[k].options = options_index(tensors_[i].group, steps_[i] + 1);
+    }
+  }
+
+  // The same checks as tensor_passes, raising the error of the first that fails.
+  void check_tensor_or_throw(PyObject* grad, std::size_t i) {
+    const Tensor& t = tensors_[i];
+    if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
+    for (int c = 0; c < kColumns; ++c) {
+      if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
+    }
+    if (grad == Py_None) return;
+    if (grad_passes(grad, t, i) == nullptr) throw_grad_error(grad, t, i);
+    const Options& group = group_options_[t.group];
+    for (int c = 0; c < kColumns; ++c) {
+      if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
+    }
+  }
 
   static std::string state_name(std::size_t i, int c) {
     return "state[" + std::to_string(i) + "]['" + Traits::columns[c] + "']";
@@ -323,19 +459,27 @@ class StepPlan {
     return (py::detail::array_proxy(array)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
   }
 
-  // The gradient's data, after checking it against the param: an ndarray of the param's
-  // dtype (native byte order) and shape, C-contiguous, sharing no memory with any param or
-  // state array. Raw NumPy fields: this runs once per tensor per step.
-  const void* checked_grad(PyObject* object, const Tensor& t, std::size_t i) {
-    if (!is_array(object)) throw_grad_error(object, t, i);
+  // The gradient's data if it passes the checks against the param (an ndarray of the
+  // param's dtype (native byte order) and shape, C-contiguous, sharing no memory with any
+  // param or state array), else null. Raw NumPy fields: this runs once per tensor per step,
+  // on any thread (see first_failing_tensor). A passing gradient's data is never null: an
+  // ndarray's data pointer is not, even when it has no elements.
+  const void* grad_passes(PyObject* object, const Tensor& t, std::size_t i) {
+    if (!is_array(object)) return nullptr;
     const auto* grad = py::detail::array_proxy(object);
     const auto* param = py::detail::array_proxy(t.param.ptr());
     const auto* descr = py::detail::array_descriptor_proxy(grad->descr);
     bool ok = descr->type_num == t.type_num && descr->byteorder != kForeignByteOrder &&
               (grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) &&
               grad->nd == param->nd;
-    for (int d = 0; ok && d < grad->nd; ++d) ok = grad->dimensions[d] == param->dimensions[d];
-    if (!ok) throw_grad_error(object, t, i);
+    if (ok && grad->nd == 1) {
+      // A 1-d param's one length is its size, which cannot change: no need to read its
+      // shape (a separate allocation, often missed in cache by a step over many tensors).
+      ok = grad->dimensions[0] == t.size;
+    } else {
+      for (int d = 0; ok && d < grad->nd; ++d) ok = grad->dimensions[d] == param->dimensions[d];
+    }
+    if (!ok || grad->data == nullptr) return nullptr;
     if (t.size == 0) return grad->data;
     const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
     const auto end = begin + static_cast<std::uintptr_t>(t.size) * itemsize_of(t.dtype);
@@ -345,13 +489,13 @@ class StepPlan {
     if (!(gap->lo <= begin && end <= gap->hi)) {
       gap = std::upper_bound(gaps_.data(), gaps_.data() + gaps_.size(), begin,
                              [](std::uintptr_t b, const Gap& g) { return b < g.lo; }) - 1;
-      if (end > gap->hi) throw_shared_memory_error(end, i);
+      if (end > gap->hi) return nullptr;
       gap_hint_[i] = static_cast<std::uint32_t>(gap - gaps_.data());
     }
     return grad->data;
   }
 
-  // Raises the error checked_grad found (type, dtype, contiguity or shape).
+  // Raises the error grad_passes found (type, dtype, contiguity, shape or shared memory).
   [[noreturn]] FASTDESCENT_COLD void throw_grad_error(PyObject* object, const Tensor& t, std::size_t i) const {
     const py::handle handle(object);
     if (!is_array(object)) {
@@ -370,6 +514,14 @@ class StepPlan {
     }
     if (!(grad->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
       throw py::value_error(index_name("grads", i) + " must be C-contiguous (use numpy.ascontiguousarray)");
+    }
+    const auto* param = py::detail::array_proxy(t.param.ptr());
+    bool same_shape = grad->nd == param->nd;
+    for (int d = 0; same_shape && d < grad->nd; ++d) same_shape = grad->dimensions[d] == param->dimensions[d];
+    if (same_shape) {
+      if (grad->data == nullptr) throw py::value_error(index_name("grads", i) + " has no data buffer");
+      const auto begin = reinterpret_cast<std::uintptr_t>(grad->data);
+      throw_shared_memory_error(begin + static_cast<std::uintptr_t>(t.size) * itemsize_of(t.dtype), i);
     }
     throw py::value_error(index_name("grads", i) + " has shape " + std::string(py::str(handle.attr("shape"))) + " but params[" + std::to_string(i) + "] has shape " + std::string(py::str(t.param.attr("shape"))));
   }
@@ -418,15 +570,17 @@ class StepPlan {
     return static_cast<std::uint32_t>(last_);
   }
 
-  // Written in place: a slot built on the stack and copied in stalls on store forwarding.
+  // Tensor t's slot: its param and state arrays, no gradient until a step gives one.
   template <class T>
-  static void append_slot(std::vector<Slot<T>>& slots, const Tensor& t, const void* grad, std::uint32_t options) {
+  static void add_slot(std::vector<Slot<T>>& slots, std::vector<std::size_t>& rows, Tensor& t, std::size_t i) {
+    t.slot = static_cast<std::uint32_t>(slots.size());
     Slot<T>& s = slots.emplace_back();
-    s.size = t.size;
-    s.options = options;
+    s.size = 0;
+    s.options = 0;
     s.data[0] = static_cast<T*>(t.param_data);
-    s.data[1] = static_cast<T*>(const_cast<void*>(grad));
+    s.data[1] = nullptr;
     for (int c = 0; c < kColumns; ++c) s.data[2 + c] = static_cast<T*>(t.state_data[c]);
+    rows.push_back(i);
   }
 
   template <class T, class Set>
@@ -449,11 +603,13 @@ class StepPlan {
   py::object lock_object_;  // keeps lock_ alive
   StepLock* lock_ = nullptr;
   bool ready_ = false;
-  // Scratch of step(), kept to avoid allocating every step.
+  // One slot per tensor of each dtype, in tensor order (rows*: the tensor of each slot),
+  // built once; a step sets each slot's gradient (null for None) and options.
   std::vector<Slot<float>> f32_;
   std::vector<Slot<double>> f64_;
   std::vector<Slot<float16>> f16_;
   std::vector<std::size_t> rows32_, rows64_, rows16_;
+  std::vector<std::uint8_t> live_;  // per tensor: 1 if this step gave it a gradient
   std::vector<Options> options_;
   std::vector<std::pair<std::size_t, std::int64_t>> keys_;
   std::size_t last_ = 0;
