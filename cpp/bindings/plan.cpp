@@ -157,12 +157,23 @@ class StepPlan {
     }
     build_gaps();
     gap_hint_.assign(n, 0);
+    elements_before_.assign(1, 0);
+    std::int64_t largest = 0;
     for (std::size_t i = 0; i < n; ++i) {
       Tensor& t = tensors_[i];
+      before32_.push_back(static_cast<std::uint32_t>(f32_.size()));
+      before64_.push_back(static_cast<std::uint32_t>(f64_.size()));
+      before16_.push_back(static_cast<std::uint32_t>(f16_.size()));
       if (t.dtype == DType::float32) add_slot(f32_, rows32_, t, i);
       else if (t.dtype == DType::float64) add_slot(f64_, rows64_, t, i);
       else add_slot(f16_, rows16_, t, i);
+      elements_before_.push_back(elements_before_.back() + t.size);
+      largest = std::max(largest, t.size);
     }
+    before32_.push_back(static_cast<std::uint32_t>(f32_.size()));
+    before64_.push_back(static_cast<std::uint32_t>(f64_.size()));
+    before16_.push_back(static_cast<std::uint32_t>(f16_.size()));
+    balanced_ = largest * 8 <= elements_before_.back();
     array_type_ = py::detail::npy_api::get().PyArray_Type_;
   }
 
@@ -207,9 +218,16 @@ class StepPlan {
     keys_.clear();
     std::uint32_t shared_options = kNoOptions;
     if (group_options_.size() == 1 && n > 0 && steps_all_equal(n)) shared_options = options_index(0, steps_[0] + 1);
+    shared_options_ = shared_options;
     live_.resize(n);
+#if defined(FASTDESCENT_OPENMP)
+    if (threads > 1 && n >= kTeamTensors && balanced_ && shared_options != kNoOptions && !check_finite) {
+      step_as_team(items, n, threads);
+      return;
+    }
+#endif
     std::int64_t elements = 0;
-    const std::size_t bad_tensor = first_failing_tensor(items, n, threads, shared_options, elements);
+    const std::size_t bad_tensor = check_range(items, 0, n, shared_options, elements);
     if (bad_tensor < n) {
       check_tensor_or_throw(items[bad_tensor], bad_tensor);
       throw std::logic_error("a check failed without an error for tensor " + std::to_string(bad_tensor));
@@ -287,10 +305,10 @@ class StepPlan {
     std::uint32_t slot = 0;  // index in the slots of its dtype
   };
 
-  // Below this many tensors a step's checks run on the calling thread: waking the team costs
-  // a few microseconds, the checks of a tensor about 30-60 ns (its Python objects' fields,
-  // missed in cache after a large step).
-  static constexpr std::size_t kParallelCheckTensors = 1024;
+  // A step over this many tensors or more, on more than one thread, runs as one team (see
+  // step_as_team): waking a team costs a few microseconds, the checks of a tensor 30-60 ns
+  // (its Python objects' fields, missed in cache after a large step).
+  static constexpr std::size_t kTeamTensors = 1024;
 
   static constexpr std::uint32_t kNoOptions = UINT32_MAX;
 
@@ -301,35 +319,67 @@ class StepPlan {
     return equal;
   }
 
-  // Runs every check of every tensor (without raising), on up to `threads` threads while
-  // this one holds the GIL (the checks only read the objects' fields, which no other Python
-  // thread can change meanwhile). Each passing tensor's slot gets its gradient (see
-  // set_gradient) and, unless kNoOptions, `options`; `elements` gets the passing gradients'
-  // elements. Returns the index of the first tensor that fails a check, or n.
-  std::size_t first_failing_tensor(PyObject** items, std::size_t n, int threads,
-                                   std::uint32_t options, std::int64_t& elements) {
-    std::size_t first_bad = n;
-    std::int64_t total = 0;
 #if defined(FASTDESCENT_OPENMP)
-    if (threads > 1 && n >= kParallelCheckTensors) {
-      const int team = static_cast<int>(std::min<std::size_t>(threads, n / (kParallelCheckTensors / 2)));
-#pragma omp parallel num_threads(team) reduction(min : first_bad) reduction(+ : total)
-      {
-        const std::size_t t = static_cast<std::size_t>(omp_get_thread_num());
-        const std::size_t nt = static_cast<std::size_t>(omp_get_num_threads());
-        const std::size_t bad = check_range(items, n * t / nt, n * (t + 1) / nt, options, total);
-        if (bad < n * (t + 1) / nt) first_bad = bad;
+  // The step of many tensors with one set of options, in one parallel region: each thread
+  // checks a range of whole tensors (split by elements), and once every thread has passed
+  // its checks (a barrier), steps the same tensors; the calling thread holds the GIL for
+  // the checks (they only read fields no other Python thread can change meanwhile) and
+  // lets it go for the update of a large step. One region, not one for the checks and one
+  // for the kernel: each region waits for every thread, and on a busy machine for one the
+  // scheduler had put aside (a second region doubled the step there, an earlier attempt
+  // measured). When a check fails no thread updates anything, and the calling thread checks
+  // the first failing tensor again to raise its error, as the serial loop would.
+  void step_as_team(PyObject** items, std::size_t n, int threads) {
+    const int team = static_cast<int>(std::min<std::size_t>(threads, n / (kTeamTensors / 2)));
+    std::vector<std::size_t> bad(team, n);
+    std::vector<std::int64_t> elements(team, 0);
+    PyThreadState* released = nullptr;
+#pragma omp parallel num_threads(team)
+    {
+      const int t = omp_get_thread_num();
+      const int nt = omp_get_num_threads();
+      const std::size_t begin = first_tensor_of_share(t, nt), end = first_tensor_of_share(t + 1, nt);
+      const std::size_t failed = check_range(items, begin, end, shared_options_, elements[t]);
+      if (failed < end) bad[t] = failed;
+#pragma omp barrier
+      bool passed = true;
+      std::int64_t total = 0;
+      for (int k = 0; k < nt; ++k) {
+        passed &= bad[k] == n;
+        total += elements[k];
       }
-      elements = total;
-      return first_bad;
+      if (passed) {
+        if (t == 0 && total >= kReleaseGilElements) released = PyEval_SaveThread();
+        run_tensors<float>(f32_, before32_, begin, end, active_set<float>());
+        run_tensors<double>(f64_, before64_, begin, end, active_set<double>());
+        run_tensors<float16>(f16_, before16_, begin, end, active_kernels().float16);
+      }
     }
-#else
-    (void)threads;
-#endif
-    first_bad = check_range(items, 0, n, options, total);
-    elements = total;
-    return first_bad < n ? first_bad : n;
+    if (released != nullptr) PyEval_RestoreThread(released);
+    const std::size_t first_bad = *std::min_element(bad.begin(), bad.end());
+    if (first_bad < n) {
+      check_tensor_or_throw(items[first_bad], first_bad);
+      throw std::logic_error("a check failed without an error for tensor " + std::to_string(first_bad));
+    }
+    for (std::size_t i = 0; i < n; ++i) steps_[i] += live_[i];
   }
+
+  // The first tensor of share t of nt: shares of whole tensors, split by elements.
+  std::size_t first_tensor_of_share(int t, int nt) const {
+    const std::size_t n = tensors_.size();
+    if (t >= nt) return n;
+    const std::int64_t target = elements_before_.back() * t / nt;
+    return static_cast<std::size_t>(std::lower_bound(elements_before_.begin(), elements_before_.end(), target) - elements_before_.begin());
+  }
+
+  // The kernel, on this thread alone, over the slots of tensors [begin, end) of one dtype.
+  template <class T, class Set>
+  void run_tensors(const std::vector<Slot<T>>& slots, const std::vector<std::uint32_t>& before,
+                   std::size_t begin, std::size_t end, const Set& set) const {
+    const std::size_t lo = before[begin], hi = before[end];
+    if (lo < hi) Traits::kernel(set)(options_.data(), options_.size(), slots.data() + lo, hi - lo, 1);
+  }
+#endif
 
   // A step that follows a large one finds the tensors' Python objects evicted from the
   // caches, and each check waits on a chain of misses (object, then its shape): the loop
@@ -462,7 +512,7 @@ class StepPlan {
   // The gradient's data if it passes the checks against the param (an ndarray of the
   // param's dtype (native byte order) and shape, C-contiguous, sharing no memory with any
   // param or state array), else null. Raw NumPy fields: this runs once per tensor per step,
-  // on any thread (see first_failing_tensor). A passing gradient's data is never null: an
+  // on any thread (see step_as_team). A passing gradient's data is never null: an
   // ndarray's data pointer is not, even when it has no elements.
   const void* grad_passes(PyObject* object, const Tensor& t, std::size_t i) {
     if (!is_array(object)) return nullptr;
@@ -610,6 +660,13 @@ class StepPlan {
   std::vector<Slot<float16>> f16_;
   std::vector<std::size_t> rows32_, rows64_, rows16_;
   std::vector<std::uint8_t> live_;  // per tensor: 1 if this step gave it a gradient
+  std::uint32_t shared_options_ = 0;  // this step's options of every tensor, for step_as_team
+  // Built once: elements_before_[i], the elements of tensors [0, i) (n + 1 entries);
+  // before*_[i], the slots of that dtype among tensors [0, i); whether no tensor holds more
+  // than an eighth of the elements (so that shares of whole tensors stay even).
+  std::vector<std::int64_t> elements_before_;
+  std::vector<std::uint32_t> before32_, before64_, before16_;
+  bool balanced_ = false;
   std::vector<Options> options_;
   std::vector<std::pair<std::size_t, std::int64_t>> keys_;
   std::size_t last_ = 0;
