@@ -26,9 +26,8 @@ class PythonStepLock:
     def __enter__(self) -> None:
         self._lock.acquire()
 
-    def __exit__(self, *exc_info) -> bool:
+    def __exit__(self, *exc_info) -> None:
         self._lock.release()
-        return False
 
 
 try:
