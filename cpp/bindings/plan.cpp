@@ -10,8 +10,8 @@
 #include <fastdescent/prefetch.hpp>
 
 #include <algorithm>
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -218,11 +218,10 @@ class StepPlan {
     keys_.clear();
     std::uint32_t shared_options = kNoOptions;
     if (group_options_.size() == 1 && n > 0 && steps_all_equal(n)) shared_options = options_index(0, steps_[0] + 1);
-    shared_options_ = shared_options;
     live_.resize(n);
 #if defined(FASTDESCENT_OPENMP)
     if (threads > 1 && n >= kTeamTensors && balanced_ && shared_options != kNoOptions && !check_finite) {
-      step_as_team(items, n, threads);
+      step_as_team(items, n, threads, shared_options);
       return;
     }
 #endif
@@ -329,7 +328,7 @@ class StepPlan {
   // scheduler had put aside (a second region doubled the step there, an earlier attempt
   // measured). When a check fails no thread updates anything, and the calling thread checks
   // the first failing tensor again to raise its error, as the serial loop would.
-  void step_as_team(PyObject** items, std::size_t n, int threads) {
+  void step_as_team(PyObject** items, std::size_t n, int threads, std::uint32_t options) {
     const int team = static_cast<int>(std::min<std::size_t>(threads, n / (kTeamTensors / 2)));
     std::vector<std::size_t> bad(team, n);
     std::vector<std::int64_t> elements(team, 0);
@@ -339,7 +338,7 @@ class StepPlan {
       const int t = omp_get_thread_num();
       const int nt = omp_get_num_threads();
       const std::size_t begin = first_tensor_of_share(t, nt), end = first_tensor_of_share(t + 1, nt);
-      const std::size_t failed = check_range(items, begin, end, shared_options_, elements[t]);
+      const std::size_t failed = check_range(items, begin, end, options, elements[t]);
       if (failed < end) bad[t] = failed;
 #pragma omp barrier
       bool passed = true;
@@ -400,15 +399,9 @@ class StepPlan {
     return end;
   }
 
-  static void prefetch_object(PyObject* object) {
-    // An ndarray's fields span two lines: type, data, nd and shape, then the flags.
-    const char* start = reinterpret_cast<const char*>(object);
-    prefetch_read(start);
-    prefetch_read(start + sizeof(py::detail::PyArray_Proxy) - 1);
-  }
-
   static void prefetch_objects(PyObject* grad, const Tensor& t) {
-    prefetch_object(grad);
+    // An ndarray's fields span two lines: type, data, nd and shape, then the flags.
+    prefetch_bytes(grad, sizeof(py::detail::PyArray_Proxy));
     prefetch_read(reinterpret_cast<const char*>(t.param.ptr()) + offsetof(py::detail::PyArray_Proxy, flags));
     for (int c = 0; c < kColumns; ++c) {
       if (t.state[c]) prefetch_read(reinterpret_cast<const char*>(t.state[c].ptr()) + offsetof(py::detail::PyArray_Proxy, flags));
@@ -419,27 +412,47 @@ class StepPlan {
     if (Py_TYPE(grad) == array_type_) prefetch_read(py::detail::array_proxy(grad)->dimensions);
   }
 
-  // Every check of tensor i, without raising; on success its slot gets the gradient (and
-  // `options`, unless kNoOptions) and live_[i] says whether it has one.
-  bool tensor_passes(PyObject* grad, std::size_t i, std::uint32_t options) {
+  // Every check of tensor i, in order: with Raise, the first that fails raises its error;
+  // without, it returns false (any thread may run it, see step_as_team). On success `data`
+  // is the gradient's data, null for None.
+  template <bool Raise>
+  bool check_tensor(PyObject* grad, std::size_t i, const void*& data) {
     const Tensor& t = tensors_[i];
-    if (!writable(t.param.ptr())) return false;
+    if (!writable(t.param.ptr())) {
+      if constexpr (Raise) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
+      return false;
+    }
     for (int c = 0; c < kColumns; ++c) {
-      if (t.state[c] && !writable(t.state[c].ptr())) return false;
+      if (t.state[c] && !writable(t.state[c].ptr())) {
+        if constexpr (Raise) throw py::value_error(state_name(i, c) + " must be writable");
+        return false;
+      }
     }
-    if (grad == Py_None) {
-      set_gradient(t, nullptr, 0, options);
-      live_[i] = 0;
-      return true;
+    data = nullptr;
+    if (grad == Py_None) return true;
+    data = grad_passes(grad, t, i);
+    if (data == nullptr) {
+      if constexpr (Raise) throw_grad_error(grad, t, i);
+      return false;
     }
-    const void* data = grad_passes(grad, t, i);
-    if (data == nullptr) return false;
     const Options& group = group_options_[t.group];
     for (int c = 0; c < kColumns; ++c) {
-      if (Traits::requires_column(group, c) && !t.state[c]) return false;
+      if (Traits::requires_column(group, c) && !t.state[c]) {
+        if constexpr (Raise) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
+        return false;
+      }
     }
-    set_gradient(t, data, t.size, options);
-    live_[i] = 1;
+    return true;
+  }
+
+  // check_tensor without raising; on success tensor i's slot gets the gradient (and
+  // `options`, unless kNoOptions) and live_[i] says whether it has one.
+  bool tensor_passes(PyObject* grad, std::size_t i, std::uint32_t options) {
+    const void* data = nullptr;
+    if (!check_tensor<false>(grad, i, data)) return false;
+    const Tensor& t = tensors_[i];
+    set_gradient(t, data, data == nullptr ? 0 : t.size, options);
+    live_[i] = data != nullptr;
     return true;
   }
 
@@ -466,19 +479,10 @@ class StepPlan {
     }
   }
 
-  // The same checks as tensor_passes, raising the error of the first that fails.
+  // Raises the error of tensor i's first failing check.
   void check_tensor_or_throw(PyObject* grad, std::size_t i) {
-    const Tensor& t = tensors_[i];
-    if (!writable(t.param.ptr())) throw py::value_error(index_name("params", i) + " must be writable (it is updated in place)");
-    for (int c = 0; c < kColumns; ++c) {
-      if (t.state[c] && !writable(t.state[c].ptr())) throw py::value_error(state_name(i, c) + " must be writable");
-    }
-    if (grad == Py_None) return;
-    if (grad_passes(grad, t, i) == nullptr) throw_grad_error(grad, t, i);
-    const Options& group = group_options_[t.group];
-    for (int c = 0; c < kColumns; ++c) {
-      if (Traits::requires_column(group, c) && !t.state[c]) throw std::logic_error(state_name(i, c) + " is needed by the options but missing");
-    }
+    const void* data = nullptr;
+    check_tensor<true>(grad, i, data);
   }
 
   static std::string state_name(std::size_t i, int c) {
@@ -660,7 +664,6 @@ class StepPlan {
   std::vector<Slot<float16>> f16_;
   std::vector<std::size_t> rows32_, rows64_, rows16_;
   std::vector<std::uint8_t> live_;  // per tensor: 1 if this step gave it a gradient
-  std::uint32_t shared_options_ = 0;  // this step's options of every tensor, for step_as_team
   // Built once: elements_before_[i], the elements of tensors [0, i) (n + 1 entries);
   // before*_[i], the slots of that dtype among tensors [0, i); whether no tensor holds more
   // than an eighth of the elements (so that shares of whole tensors stay even).
