@@ -388,15 +388,21 @@ class StepPlan {
   static constexpr std::size_t kAheadShapes = 8;
 
   // tensor_passes over [begin, end), stopping at the first failure: its index, or end.
+  // `elements` (the elements with a gradient) is written once, at the end: the team's
+  // counters share a cache line, which a write per tensor passed back and forth between
+  // the two threads' checks.
   std::size_t check_range(PyObject** items, std::size_t begin, std::size_t end,
                           std::uint32_t options, std::int64_t& elements) {
-    for (std::size_t i = begin; i < end; ++i) {
+    std::int64_t counted = 0;
+    std::size_t i = begin;
+    for (; i < end; ++i) {
       if (i + kAheadObjects < end) prefetch_objects(items[i + kAheadObjects], tensors_[i + kAheadObjects]);
       if (i + kAheadShapes < end) prefetch_shape(items[i + kAheadShapes]);
-      if (!tensor_passes(items[i], i, options)) return i;
-      if (live_[i]) elements += tensors_[i].size;
+      if (!tensor_passes(items[i], i, options)) break;
+      if (live_[i]) counted += tensors_[i].size;
     }
-    return end;
+    elements += counted;
+    return i;
   }
 
   static void prefetch_objects(PyObject* grad, const Tensor& t) {
